@@ -1,0 +1,153 @@
+"""Shared machinery of the recurrent baselines (ConvLSTM, PredRNN, PredRNN-v2, E3D-LSTM).
+
+All four models, as the OpenSTL benchmark runs them, share three things that live here so each
+model file only has to describe its cell:
+
+- **space-to-depth patching**: a frame `(C, H, W)` is cut into `p x p` patches and stacked on
+  channels, `(C*p*p, H/p, W/p)`, before the recurrent cells, and put back after
+  (`patchify` / `unpatchify`, published `patch_size=2`);
+- **scheduled sampling** (Bengio et al., 2015, as used by PredRNN and OpenSTL): during training
+  the input at a future step is the ground truth with probability `eta` and the model's own last
+  output otherwise; `eta` starts at 1.0 and falls linearly by 2e-5 per optimizer step to 0
+  (`scheduled_sampling_eta`, `scheduled_sampling_mask`);
+- **the autoregressive rollout** over `T_in + T_out - 1` steps that mixes truth and own outputs
+  according to a boolean mask (`autoregressive_rollout`). A model supplies one function that
+  advances its cells by one frame; the rollout knows nothing of the cells.
+
+The mask is a per-step choice for each sample, shape `(B, steps)` (one Bernoulli draw decides
+for a whole frame, as in the original PredRNN and OpenSTL code); the rollout also accepts a
+per-pixel mask `(B, steps, *frame_shape)` for a model that wants one. PredRNN-v2's reverse
+scheduled sampling only needs a different mask over the input steps, built by its own file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from benchmark.errors import ConfigError
+from benchmark.shapes import DataShape
+
+StepFn = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
+
+
+def check_patch_size(model_name: str, shape: DataShape, patch_size: int) -> None:
+    """Raise a `ConfigError` unless `patch_size` is positive and divides the frame's H and W."""
+    if patch_size < 1:
+        raise ConfigError(f"Model {model_name!r}: patch_size must be a positive integer, got {patch_size}.")
+    h, w = shape.height, shape.width
+    if h % patch_size or w % patch_size:
+        raise ConfigError(
+            f"Model {model_name!r} cuts frames into {patch_size}x{patch_size} patches, which does not "
+            f"divide the frame size {h}x{w} of shape {tuple(shape)}. Use a patch_size that divides both "
+            f"{h} and {w} (for example patch_size=1), or crop/pad the frames to a multiple of {patch_size}."
+        )
+
+
+def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
+    """Space-to-depth: `(B, T, C, H, W)` -> `(B, T, C*p*p, H/p, W/p)`."""
+    if p == 1:
+        return x
+    b, t = x.shape[:2]
+    y = F.pixel_unshuffle(x.flatten(0, 1), p)
+    return y.unflatten(0, (b, t))
+
+
+def unpatchify(x: torch.Tensor, p: int) -> torch.Tensor:
+    """Depth-to-space, the exact inverse of `patchify`: `(B, T, C*p*p, h, w)` -> `(B, T, C, h*p, w*p)`."""
+    if p == 1:
+        return x
+    b, t = x.shape[:2]
+    y = F.pixel_shuffle(x.flatten(0, 1), p)
+    return y.unflatten(0, (b, t))
+
+
+def scheduled_sampling_eta(step: int, start_value: float = 1.0, changing_rate: float = 2e-5) -> float:
+    """Probability of feeding the ground truth at a future step, after `step` optimizer steps.
+
+    `eta = max(0, start_value - step * changing_rate)`: with the published defaults it falls from
+    1.0 (always truth) to 0.0 (always the model's own output) at step 50,000 and stays there.
+    """
+    return max(0.0, start_value - step * changing_rate)
+
+
+def scheduled_sampling_mask(
+    batch: int,
+    t_in: int,
+    t_out: int,
+    eta: float,
+    *,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Boolean mask `(B, T_in + T_out - 1)` for `autoregressive_rollout`: True = feed the truth.
+
+    The first `T_in` steps read the observed inputs (True). Each later step reads the truth with
+    probability `eta`, drawn once per sample and frame (not per pixel), as in the original code.
+    """
+    observed = torch.ones(batch, t_in, dtype=torch.bool, device=device)
+    draws = torch.rand(batch, t_out - 1, device=device, generator=generator)
+    return torch.cat([observed, draws < eta], dim=1)
+
+
+def autoregressive_rollout(
+    step_fn: StepFn,
+    state: Any,
+    frames: torch.Tensor,
+    n_steps: int,
+    truth_mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, Any]:
+    """Run `step_fn` for `n_steps` frames, feeding truth or the previous output; return all outputs.
+
+    `step_fn(frame, state) -> (next_frame, state)` advances the model by one frame and predicts
+    the next one. `frames: (B, T_known, ...)` are the ground-truth frames the rollout may read:
+    the inputs only at evaluation, inputs then targets during training. At step `t` the input is
+    `frames[:, t]` when `t < T_known` and `truth_mask[:, t]` is True (or no mask is given), and the
+    previous output otherwise; step 0 always reads `frames[:, 0]`. Steps at or past `T_known` can
+    only read the previous output, so a rollout given only the inputs never sees the future.
+
+    Returns `(outputs, state)` with `outputs: (B, n_steps, ...)`, where `outputs[:, t]` is the
+    prediction of frame `t + 1`.
+    """
+    known = frames.shape[1]
+    if known < 1:
+        raise ValueError("autoregressive_rollout needs at least one observed frame")
+    if truth_mask is not None and truth_mask.shape[:2] != (frames.shape[0], n_steps):
+        raise ValueError(
+            f"truth_mask has shape {tuple(truth_mask.shape)}, expected ({frames.shape[0]}, {n_steps}, ...)"
+        )
+    outputs: list[torch.Tensor] = []
+    prev: torch.Tensor | None = None
+    for t in range(n_steps):
+        if prev is None:
+            inp = frames[:, 0]
+        elif t >= known:
+            inp = prev
+        elif truth_mask is None:
+            inp = frames[:, t]
+        else:
+            keep = _broadcast_mask(truth_mask[:, t], prev)
+            # torch.where, not a blend: a False entry makes the input exactly independent of truth.
+            inp = torch.where(keep, frames[:, t], prev)
+        prev, state = step_fn(inp, state)
+        outputs.append(prev)
+    return torch.stack(outputs, dim=1), state
+
+
+def _broadcast_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Append singleton dimensions so a `(B,)` or `(B, ...)` mask broadcasts against `like`."""
+    mask = mask.to(dtype=torch.bool, device=like.device)
+    return mask.reshape(mask.shape + (1,) * (like.dim() - mask.dim()))
+
+
+def check_positive_ints(model_name: str, name: str, values: Sequence[int] | int) -> list[int]:
+    """Return `values` as a list of positive ints, or raise a `ConfigError` that names them."""
+    items = [values] if isinstance(values, int) else list(values)
+    if not items or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in items):
+        raise ConfigError(
+            f"Model {model_name!r}: {name} must be a non-empty list of positive integers, got {values!r}."
+        )
+    return items

@@ -1,0 +1,238 @@
+"""`bench`: the command line. It parses, calls one library function, and renders with rich.
+
+Heavy imports (torch, Lightning, the models) happen inside the commands so that `bench --help`
+answers at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from benchmark.errors import BenchError
+
+app = typer.Typer(
+    name="bench",
+    help="diffuma-bench: train, evaluate and tabulate spatio-temporal prediction models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+error_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(command: F) -> F:
+    """Print a `BenchError` as one red paragraph (no traceback) and exit with status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except BenchError as error:
+            error_console.print(f"[bold red]Error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _int_list(text: str | None, what: str) -> list[int]:
+    if not text:
+        return []
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise BenchError(f"{what} must be comma-separated integers such as 1,10,20 (got {text!r}).") from None
+
+
+class Launcher(str, Enum):
+    local = "local"
+    slurm = "slurm"
+
+
+class TableFormat(str, Enum):
+    csv = "csv"
+    latex = "latex"
+    markdown = "markdown"
+    all = "all"
+
+
+class Space(str, Enum):
+    normalized = "normalized"
+    physical = "physical"
+
+
+@app.command()
+@friendly_errors
+def run(
+    models: str = typer.Option("all", "--models", "-m", help="'all' or a comma-separated list of model names."),
+    dataset: str = typer.Option("synthetic-weather", "--dataset", "-d",
+                                help="NAME or NAME:task, comma-separated; a bare name means its default tasks."),
+    profile: str = typer.Option("quick", "--profile", "-p", help="smoke | quick | paper, or a YAML file."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Override train.epochs."),
+    eval_at: str | None = typer.Option(None, "--eval-at", help="Also score the test split after these epochs."),
+    seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds; one run per seed."),
+    results: Path = typer.Option(Path("results"), "--results", help="Folder of run records."),
+    data_root: Path | None = typer.Option(None, "--data-root", help="Override data.root (dataset folder)."),
+    set_: list[str] = typer.Option([], "--set", help="Override any key: section.key=value (train/data/model)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print every run's resolved config and stop."),
+    progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Per-epoch progress bars."),
+) -> None:
+    """Train and evaluate models on a dataset; finished runs are skipped, broken ones resumed."""
+    import json
+
+    from benchmark.config import parse_overrides
+    from benchmark.records import is_finished
+    from benchmark.runner import plan_runs, run_sweep
+
+    overrides = parse_overrides(set_)
+    if epochs is not None:
+        overrides.setdefault("train", {})["epochs"] = epochs
+    if eval_at is not None:
+        overrides.setdefault("train", {})["eval_at"] = _int_list(eval_at, "--eval-at")
+    if data_root is not None:
+        overrides.setdefault("data", {})["root"] = str(data_root)
+    seed_list = _int_list(seeds, "--seeds") or [0]
+    configs = plan_runs(models, dataset, profile, seed_list, overrides)
+    if dry_run:
+        for config in configs:
+            console.rule(f"[bold]{config.run_id}")
+            console.print_json(json.dumps(config.to_dict(), default=str))
+        return
+    pending = [c for c in configs if not is_finished(results, c.run_id)]
+    if not pending:
+        console.print(f"All {len(configs)} runs are already finished in {results}/. Nothing to do "
+                      "(`bench table` renders them).")
+        return
+    console.print(f"{len(configs)} runs planned, {len(configs) - len(pending)} already finished, "
+                  f"{len(pending)} to run. Records go to {results}/.")
+    show_progress = sys.stdout.isatty() if progress is None else progress
+
+    def on_event(kind: str, index: int, config: Any, payload: Any) -> None:
+        where = f"[{index + 1}/{len(configs)}] {config.model} on {config.dataset} (seed {config.seed})"
+        if kind == "start":
+            console.print(f"[bold cyan]>[/] {where} ...")
+        elif kind == "done":
+            test = payload["test"]["normalized"]
+            console.print(f"[green]✓[/] {where}: test MSE {test['mse']:.4g}, SSIM {test['ssim']:.4f} "
+                          f"(normalized), trained {payload['cost']['train_seconds']:.0f} s")
+        elif kind == "fail":
+            error_console.print(f"[red]✗[/] {where} failed: {payload}", highlight=False)
+
+    report = run_sweep(configs, results, progress=show_progress, on_event=on_event)
+    console.print(f"Finished {len(report.finished)}, skipped {len(report.skipped)} (already done), "
+                  f"failed {len(report.failed)}.")
+    if report.failed:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+@friendly_errors
+def table(
+    results: Path = typer.Option(Path("results"), "--results", help="Folder of run records."),
+    out: Path = typer.Option(Path("tables"), "--out", help="Folder the tables are written to."),
+    format_: TableFormat = typer.Option(TableFormat.all, "--format", "-f", help="Output format."),
+    space: Space = typer.Option(Space.normalized, "--space", help="Metrics in normalized or physical units."),
+    metrics: str = typer.Option("mse,mae,ssim", "--metrics", help="Comma-separated: mse,mae,rmse,ssim,psnr,lat_rmse."),
+    profile: str | None = typer.Option(None, "--profile", help="Only runs of this profile."),
+    epoch_sweep: bool = typer.Option(False, "--epoch-sweep", help="The epoch-sweep table (runs with --eval-at)."),
+    length_sweep: bool = typer.Option(False, "--length-sweep", help="The prediction-length sweep table."),
+) -> None:
+    """Render the paper's tables from the stored run records."""
+    from benchmark import tables
+    from benchmark.records import load_records, records_to_frame
+
+    if not results.is_dir():
+        raise BenchError(f"There is no results folder {results}/. Run `bench run` first, or pass --results DIR.")
+    frame = records_to_frame(load_records(results))
+    if frame.empty:
+        raise BenchError(f"No finished run records in {results}/. Run `bench run --models all "
+                         "--dataset synthetic-weather --profile quick` first.")
+    wanted = [m.strip() for m in metrics.split(",") if m.strip()]
+    unknown = sorted(set(wanted) - set(tables.LOWER_IS_BETTER))
+    if unknown:
+        raise BenchError(f"Unknown metric(s) {', '.join(unknown)}; choose from {', '.join(tables.LOWER_IS_BETTER)}.")
+    builder = (tables.epoch_sweep_table if epoch_sweep else
+               tables.length_sweep_table if length_sweep else tables.main_table)
+    built = builder(frame, space=space.value, metrics=wanted, profile=profile)
+    if built.empty:
+        what = "--eval-at scores (run with --eval-at 1,5,10)" if epoch_sweep else "matching runs"
+        raise BenchError(f"No {what} in {results}/ for this table.")
+    formats = tables.FORMATS if format_ is TableFormat.all else (format_.value,)
+    written = tables.render(built, out, formats, suffix=f"_{space.value}")
+    _print_table(built)
+    for path in written:
+        console.print(f"wrote {path}")
+
+
+def _print_table(built: Any) -> None:
+    from benchmark.tables import formatted
+
+    text = formatted(built, bold=("[bold]", "[/bold]"))
+    rich_table = RichTable(title=built.name.replace("_", " "), caption=built.caption)
+    index_names = [n or "model" for n in text.index.names]
+    for name in index_names:
+        rich_table.add_column(name, style="cyan")
+    for column in text.columns:
+        rich_table.add_column("\n".join(map(str, column)), justify="right")
+    for index, row in text.iterrows():
+        keys = index if isinstance(index, tuple) else (index,)
+        rich_table.add_row(*map(str, keys), *row.tolist())
+    console.print(rich_table)
+
+
+@app.command()
+@friendly_errors
+def models(
+    shape: str = typer.Option("12,1,32,64", "--shape", help="T_in,C,H,W or T_in,T_out,C,H,W."),
+    profile: str = typer.Option("paper", "--profile", help="Whose model sizes to count (smoke/quick/paper)."),
+    dataset: str = typer.Option("weatherbench:t2m", "--dataset", help="Dataset whose profile entries apply."),
+) -> None:
+    """List the registered models with their parameter count at a shape."""
+    from benchmark.config import resolve_run
+    from benchmark.model_api import count_parameters
+    from benchmark.registry import create_model, get_model_spec, list_models
+    from benchmark.shapes import DataShape
+
+    data_shape = DataShape.parse(shape)
+    overrides = {"data": {"t_in": data_shape.t_in, "t_out": data_shape.t_out}}
+    key = ",".join(str(v) for v in (data_shape.t_in, *data_shape[2:]))
+    rich_table = RichTable(title=f"Registered models at shape {shape} ({profile} profile)")
+    for column in ("name", "family", "paper name", "parameters", "reference", "summary"):
+        rich_table.add_column(column, justify="right" if column in ("parameters", "reference") else "left")
+    for name in list_models():
+        spec = get_model_spec(name)
+        config = resolve_run(profile, name, dataset, 0, overrides)
+        count = count_parameters(create_model(name, data_shape, **config.model_args))
+        reference = spec.reference_params.get(key)
+        rich_table.add_row(name, spec.family, spec.paper_name, f"{count / 1e6:.2f}M" if count else "0",
+                           f"{reference / 1e6:.2f}M" if reference else "–", spec.summary)
+    console.print(rich_table)
+
+
+@app.command()
+@friendly_errors
+def datasets() -> None:
+    """List the registered datasets and their tasks."""
+    from benchmark.data.registry import list_datasets
+
+    rich_table = RichTable(title="Registered datasets")
+    for column in ("name", "tasks", "default tasks", "summary"):
+        rich_table.add_column(column)
+    for spec in list_datasets():
+        rich_table.add_row(spec.name, ", ".join(spec.tasks) or "–", ", ".join(spec.default_tasks) or "–", spec.summary)
+    console.print(rich_table)
+
+
+def main() -> None:
+    """Entry point for `python -m benchmark`."""
+    app()

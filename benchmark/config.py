@@ -1,0 +1,240 @@
+"""Run configurations: profiles, the one precedence order, overrides and run ids.
+
+A run is one (model, dataset[:task], seed) under a profile. Its configuration has three
+sections: `train` (optimisation and evaluation), `data` (the dataset loader's keys, including
+`t_in` and `t_out`) and `model` (the builder's keyword hyper-parameters).
+
+Precedence, lowest first (later layers overwrite earlier ones, key by key):
+  1. `TRAIN_DEFAULTS` below and the model builder's keyword defaults (the published settings);
+  2. the profile's top-level `train:` / `data:` sections;
+  3. the profile's `datasets: <name>:` entry, then `datasets: <name:task>:`;
+  4. the profile's `models: <model>:` entry, then its `datasets: <name>:` and `<name:task>:`;
+  5. the command line (`--epochs`, `--eval-at`, `--data-root`, `--set section.key=value`).
+`bench run --dry-run` prints the result of this resolution for every run.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmark.errors import ConfigError, UnknownNameError
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+SECTIONS = ("train", "data", "model")
+
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "epochs": 50,
+    "batch_size": 16,
+    "lr": 1e-3,
+    "optimizer": "adam",  # adam | adamw
+    "weight_decay": 0.0,
+    "scheduler": "cosine",  # cosine (per step, down to min_lr) | constant
+    "min_lr": 1e-6,
+    "grad_clip": None,
+    "eval_at": [],  # epochs (1-based) after which the test split is also scored
+    "limit_train_batches": None,  # int: batches per epoch (CPU smoke runs); None: all
+    "limit_val_batches": None,
+    "limit_test_batches": None,
+    "num_workers": 0,
+    "accelerator": "auto",
+    "devices": 1,
+    "num_nodes": 1,
+    "strategy": "auto",
+    "precision": "32-true",
+}
+
+# Keys that change where or how fast a run executes but not its result: left out of the run id.
+EXECUTION_KEYS = {
+    "train": {"num_workers", "accelerator", "devices", "num_nodes", "strategy"},
+    "data": {"root"},
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The fully resolved configuration of one run."""
+
+    model: str
+    dataset: str
+    seed: int
+    profile: str
+    train: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    model_args: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def t_in(self) -> int:
+        """Number of input frames."""
+        return int(self.data["t_in"])
+
+    @property
+    def t_out(self) -> int:
+        """Number of predicted frames."""
+        return int(self.data["t_out"])
+
+    def identity(self) -> dict[str, Any]:
+        """What the run id hashes: everything that can change the run's results."""
+        return {
+            "model": self.model,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "train": {k: v for k, v in self.train.items() if k not in EXECUTION_KEYS["train"]},
+            "data": {k: v for k, v in self.data.items() if k not in EXECUTION_KEYS["data"]},
+            "model_args": self.model_args,
+        }
+
+    @property
+    def run_id(self) -> str:
+        """Readable, stable id: `<model>-<dataset>-s<seed>-<hash of identity()>`."""
+        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True, default=str).encode()).hexdigest()
+        return f"{self.model}-{self.dataset.replace(':', '-')}-s{self.seed}-{digest[:10]}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (stored in the run record)."""
+        return {
+            "model": self.model,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "profile": self.profile,
+            "train": self.train,
+            "data": self.data,
+            "model_args": self.model_args,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        """Inverse of `to_dict`."""
+        return cls(
+            model=values["model"],
+            dataset=values["dataset"],
+            seed=int(values["seed"]),
+            profile=values["profile"],
+            train=dict(values["train"]),
+            data=dict(values["data"]),
+            model_args=dict(values["model_args"]),
+        )
+
+
+def available_profiles() -> list[str]:
+    """Names of the profiles shipped with the package."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str) -> dict[str, Any]:
+    """Read a shipped profile by name (`smoke`, `quick`, `paper`) or any YAML file by path."""
+    path = Path(name_or_path)
+    if not (path.suffix in {".yaml", ".yml"} and path.exists()):
+        path = PROFILE_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        raise UnknownNameError(
+            f"Unknown profile {name_or_path!r}. Shipped profiles: {', '.join(available_profiles())}; "
+            "or pass the path of your own YAML file with the same layout."
+        )
+    try:
+        profile = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"The profile {path} is not valid YAML: {error}") from None
+    if not isinstance(profile, dict):
+        raise ConfigError(f"The profile {path} must be a YAML mapping with train/data/datasets/models keys.")
+    return profile
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Return `base` updated key by key with `update` (nested mappings merged, the rest replaced)."""
+    merged = copy.deepcopy(base)
+    for key, value in (update or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_overrides(assignments: list[str]) -> dict[str, dict[str, Any]]:
+    """Turn `["train.lr=1e-3", "model.num_hidden=[64,64]"]` into nested section dicts (YAML values)."""
+    result: dict[str, dict[str, Any]] = {}
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or section not in SECTIONS or not name:
+            raise ConfigError(
+                f"Cannot read the override {assignment!r}. Write it as section.key=value with section one "
+                f"of {', '.join(SECTIONS)}, for example --set train.lr=5e-4 or --set model.hid_S=16."
+            )
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        result.setdefault(section, {})[name] = value
+    return result
+
+
+def _layers(profile: dict[str, Any], model: str, dataset: str) -> list[dict[str, Any]]:
+    base_name = dataset.split(":")[0]
+    dataset_keys = [base_name] + ([dataset] if dataset != base_name else [])
+    layers = [{"train": profile.get("train", {}), "data": profile.get("data", {})}]
+    datasets = profile.get("datasets", {}) or {}
+    layers += [datasets[k] for k in dataset_keys if k in datasets]
+    model_entry = (profile.get("models", {}) or {}).get(model, {}) or {}
+    layers.append({k: v for k, v in model_entry.items() if k != "datasets"})
+    model_datasets = model_entry.get("datasets", {}) or {}
+    layers += [model_datasets[k] for k in dataset_keys if k in model_datasets]
+    return layers
+
+
+def resolve_run(
+    profile_name: str,
+    model: str,
+    dataset: str,
+    seed: int,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    profile: dict[str, Any] | None = None,
+) -> RunConfig:
+    """Resolve the configuration of one run by the precedence in this module's docstring."""
+    from benchmark.registry import get_model_spec
+
+    profile = load_profile(profile_name) if profile is None else profile
+    spec = get_model_spec(model)
+    resolved: dict[str, Any] = {"train": dict(TRAIN_DEFAULTS), "data": {}, "model": spec.hyperparameter_defaults()}
+    for layer in [*_layers(profile, model, dataset), overrides or {}]:
+        unknown = set(layer) - set(SECTIONS)
+        if unknown:
+            raise ConfigError(
+                f"Profile {profile_name!r} has unknown section(s) {', '.join(sorted(unknown))} for "
+                f"{model} on {dataset}; allowed: {', '.join(SECTIONS)}."
+            )
+        resolved = deep_merge(resolved, layer)
+    unknown_train = set(resolved["train"]) - set(TRAIN_DEFAULTS)
+    if unknown_train:
+        raise ConfigError(
+            f"Unknown training key(s) {', '.join(sorted(unknown_train))} for {model} on {dataset}. "
+            f"Known keys: {', '.join(TRAIN_DEFAULTS)}."
+        )
+    for key in ("t_in", "t_out"):
+        if not isinstance(resolved["data"].get(key), int) or resolved["data"][key] < 1:
+            raise ConfigError(
+                f"data.{key} must be a positive integer for {dataset} (got {resolved['data'].get(key)!r}); "
+                f"set it in the profile or with --set data.{key}=12."
+            )
+    train = resolved["train"]
+    train["eval_at"] = sorted({int(e) for e in train.get("eval_at") or []})
+    if any(e < 1 or e > int(train["epochs"]) for e in train["eval_at"]):
+        raise ConfigError(
+            f"--eval-at epochs {train['eval_at']} must lie between 1 and the number of epochs ({train['epochs']})."
+        )
+    model_args = {k: _jsonable(v) for k, v in resolved["model"].items()}
+    return RunConfig(model, dataset, int(seed), profile_name, train, resolved["data"], model_args)
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples become lists so that a config survives a JSON round trip unchanged."""
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return value

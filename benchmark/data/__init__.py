@@ -1,0 +1,1 @@
+"""Datasets: registry, loaders, generators and normalization."""

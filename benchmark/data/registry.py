@@ -1,0 +1,118 @@
+"""Dataset registry: name (and task) -> loader returning a `ForecastData`.
+
+A loader is registered with
+
+    @register_dataset("weatherbench", summary="...", tasks=("t2m", "tcc", "r", "uv10"),
+                      default_tasks=("t2m", "tcc", "r", "uv10"))
+    def load_weatherbench(task: str | None, config: dict) -> ForecastData: ...
+
+`config` is the resolved `data` section of a run's configuration (t_in, t_out, root, years,
+strides, ...). A dataset with tasks is addressed as `name:task`; the bare name means its
+`default_tasks`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from benchmark.data.base import ForecastData
+from benchmark.errors import UnknownNameError
+
+DATASET_MODULES = ("benchmark.data.weatherbench", "benchmark.data.synthetic_weather")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset: its loader, its tasks and a one-line summary."""
+
+    name: str
+    loader: Callable[[str | None, dict[str, Any]], ForecastData]
+    summary: str
+    tasks: tuple[str, ...] = ()
+    default_tasks: tuple[str, ...] = ()
+
+
+_DATASETS: dict[str, DatasetSpec] = {}
+_loaded = False
+
+
+def register_dataset(
+    name: str, *, summary: str, tasks: tuple[str, ...] = (), default_tasks: tuple[str, ...] = ()
+) -> Callable[[Callable[..., ForecastData]], Callable[..., ForecastData]]:
+    """Decorator registering `loader(task, config) -> ForecastData` under `name`."""
+
+    def decorate(loader: Callable[..., ForecastData]) -> Callable[..., ForecastData]:
+        _DATASETS[name] = DatasetSpec(name, loader, summary, tuple(tasks), tuple(default_tasks or tasks))
+        return loader
+
+    return decorate
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    if not _loaded:
+        for module in DATASET_MODULES:
+            importlib.import_module(module)
+        _loaded = True
+
+
+def list_datasets() -> list[DatasetSpec]:
+    """All registered datasets."""
+    _ensure_loaded()
+    return list(_DATASETS.values())
+
+
+def get_dataset_spec(name: str) -> DatasetSpec:
+    """The spec registered under `name` (without task); a clear error otherwise."""
+    _ensure_loaded()
+    if name not in _DATASETS:
+        close = difflib.get_close_matches(name, list(_DATASETS), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UnknownNameError(
+            f"Unknown dataset {name!r}.{hint} Registered datasets: {', '.join(_DATASETS)}. "
+            "Run `bench datasets` to list them with their tasks."
+        )
+    return _DATASETS[name]
+
+
+def split_dataset_name(full_name: str) -> tuple[str, str | None]:
+    """`"weatherbench:t2m"` -> `("weatherbench", "t2m")`, validating both parts."""
+    name, _, task = full_name.partition(":")
+    spec = get_dataset_spec(name.strip())
+    task = task.strip() or None
+    if task is not None and task not in spec.tasks:
+        raise UnknownNameError(
+            f"Dataset {spec.name!r} has no task {task!r}. Its tasks are: "
+            f"{', '.join(spec.tasks) or '(none: use the bare name)'}."
+        )
+    if task is None and spec.tasks and len(spec.default_tasks) == 1:
+        task = spec.default_tasks[0]
+    return spec.name, task
+
+
+def resolve_dataset_names(selection: str) -> list[str]:
+    """Expand a `--dataset` value into `name[:task]` entries (a bare name -> its default tasks)."""
+    resolved: list[str] = []
+    for item in (s.strip() for s in selection.split(",")):
+        if not item:
+            continue
+        name, _, task = item.partition(":")
+        spec = get_dataset_spec(name)
+        if task:
+            split_dataset_name(item)
+            resolved.append(item)
+        elif spec.tasks:
+            resolved.extend(f"{spec.name}:{t}" for t in spec.default_tasks)
+        else:
+            resolved.append(spec.name)
+    return list(dict.fromkeys(resolved))
+
+
+def load_dataset(full_name: str, config: dict[str, Any]) -> ForecastData:
+    """Load `name[:task]` with the resolved `data` configuration."""
+    name, task = split_dataset_name(full_name)
+    return get_dataset_spec(name).loader(task, dict(config))

@@ -1,0 +1,33 @@
+"""The model contract shared by every registered model.
+
+A model is an `nn.Module` built from a `DataShape` and keyword hyper-parameters.
+`forward(x)` maps `x: (B, T_in, C, H, W)` to `y_hat: (B, T_out, C, H, W)`.
+A model whose training objective is more than MSE on `forward` (scheduled sampling, auxiliary
+losses, diffusion) overrides `training_loss`; the trainer never looks inside a model.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ForecastModel(nn.Module):
+    """Base class for forecasting models: subclasses implement `forward`."""
+
+    def training_loss(
+        self, x: torch.Tensor, y: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss to minimise on one batch at optimizer step `step`, and scalars to log.
+
+        The default is the mean squared error of `forward(x)` against `y`.
+        """
+        y_hat = self(x)
+        loss = F.mse_loss(y_hat, y)
+        return loss, {"mse": loss.detach()}
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters of `model`."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

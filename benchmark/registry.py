@@ -1,0 +1,133 @@
+"""Model registry: one name per model variant, each bound to a builder function.
+
+Model files register themselves with the `register_model` decorator (the timm pattern):
+
+    @register_model("convlstm", family="recurrent", paper_name="ConvLSTM")
+    def build_convlstm(shape: DataShape, num_hidden=(128, 128, 128, 128), ...) -> nn.Module:
+        ...
+
+The builder's keyword defaults are the published (`paper`-profile) settings; profiles override
+them. The packages listed in `MODEL_PACKAGES` are imported on first lookup, so adding a model is
+one new file plus one import line in its package's `__init__.py`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmark.errors import ConfigError, UnknownNameError
+from benchmark.shapes import DataShape
+
+MODEL_PACKAGES = ("baselines", "models")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the benchmark knows about a registered model besides its code."""
+
+    name: str
+    builder: Callable[..., Any]
+    family: str
+    paper_name: str
+    trainable: bool = True
+    reference_params: dict[str, int] = field(default_factory=dict)
+    summary: str = ""
+
+    def hyperparameter_defaults(self) -> dict[str, Any]:
+        """The builder's keyword defaults (the published settings)."""
+        params = list(inspect.signature(self.builder).parameters.values())[1:]
+        return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+
+_MODELS: dict[str, ModelSpec] = {}
+_loaded = False
+
+
+def register_model(
+    name: str,
+    *,
+    family: str,
+    paper_name: str,
+    trainable: bool = True,
+    reference_params: dict[str, int] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator that registers a model builder `builder(shape: DataShape, **hparams)` under `name`.
+
+    `reference_params` maps a shape string such as "12,1,32,64" to the parameter count of the
+    reference implementation at that shape (used by `bench models` and the parameter tests).
+    """
+
+    def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _MODELS and _MODELS[name].builder is not builder:
+            raise ValueError(f"model name {name!r} is registered twice")
+        doc = inspect.getdoc(builder) or ""
+        _MODELS[name] = ModelSpec(
+            name=name,
+            builder=builder,
+            family=family,
+            paper_name=paper_name,
+            trainable=trainable,
+            reference_params=dict(reference_params or {}),
+            summary=doc.splitlines()[0] if doc else "",
+        )
+        return builder
+
+    return decorate
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    if not _loaded:
+        for package in MODEL_PACKAGES:
+            importlib.import_module(package)
+        _loaded = True
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, in registration order."""
+    _ensure_loaded()
+    return list(_MODELS)
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """The spec registered under `name`; a clear error naming the close matches otherwise."""
+    _ensure_loaded()
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, list(_MODELS), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UnknownNameError(
+            f"Unknown model {name!r}.{hint} Registered models: {', '.join(_MODELS)}. "
+            "Run `bench models` to see them with their parameter counts."
+        )
+    return _MODELS[name]
+
+
+def resolve_model_names(selection: str) -> list[str]:
+    """Expand a `--models` value: `all` or a comma-separated list of registered names."""
+    _ensure_loaded()
+    if selection.strip() == "all":
+        return list(_MODELS)
+    names = [n.strip() for n in selection.split(",") if n.strip()]
+    if not names:
+        raise ConfigError("No model given. Pass --models all or a comma-separated list such as convlstm,simvp.")
+    for name in names:
+        get_model_spec(name)
+    return list(dict.fromkeys(names))
+
+
+def create_model(name: str, shape: DataShape, **hparams: Any):
+    """Build the model registered under `name` for data of `shape` with `hparams`."""
+    spec = get_model_spec(name)
+    accepted = spec.hyperparameter_defaults()
+    unknown = sorted(set(hparams) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"Model {name!r} has no hyper-parameter(s) {', '.join(unknown)}. "
+            f"Its hyper-parameters are: {', '.join(sorted(accepted)) or '(none)'}."
+        )
+    return spec.builder(DataShape(*shape), **hparams)

@@ -1,0 +1,226 @@
+"""The paper's tables as pure functions of run records: main table, epoch sweep, length sweep.
+
+Each builder takes the long DataFrame of `records.records_to_frame` and returns a wide
+DataFrame of means over seeds (and a matching one of standard deviations). `render` writes a
+table as CSV (numbers), LaTeX (pandas Styler: mean ± std, best bold) and Markdown.
+
+Which runs fill a cell: for each (model, dataset) -- and T_out for the length sweep -- the runs of
+the most recently finished configuration; runs of that configuration that differ only by seed
+are averaged. Filter by profile with `profile=` to compare like with like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+LOWER_IS_BETTER = {"mse": True, "mae": True, "rmse": True, "lat_rmse": True, "ssim": False, "psnr": False}
+METRIC_LABELS = {"mse": "MSE", "mae": "MAE", "rmse": "RMSE", "lat_rmse": "RMSE (lat-w.)", "ssim": "SSIM",
+                 "psnr": "PSNR"}
+FORMATS = ("csv", "latex", "markdown")
+BASELINE_MODEL = "persistence"
+
+
+@dataclass
+class Table:
+    """A rendered-ready table: means, standard deviations, seed counts and a caption."""
+
+    name: str
+    mean: pd.DataFrame
+    std: pd.DataFrame
+    seeds: pd.DataFrame
+    caption: str
+    flagged: set[str]
+
+    @property
+    def empty(self) -> bool:
+        """True when no record matched."""
+        return self.mean.empty
+
+
+def _latest_configuration(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Keep, per `keys` group, only the rows of the most recently finished configuration."""
+    if frame.empty:
+        return frame
+    latest = (frame.sort_values("finished_at").groupby(keys, sort=False)["config_key"].last()
+              .rename("latest_key").reset_index())
+    merged = frame.merge(latest, on=keys)
+    return merged[merged["config_key"] == merged["latest_key"]].drop(columns="latest_key")
+
+
+def _select(frame: pd.DataFrame, space: str, metrics: list[str], profile: str | None) -> pd.DataFrame:
+    rows = frame[(frame["space"] == space) & (frame["lead"] == 0) & frame["metric"].isin(metrics)]
+    if profile:
+        rows = rows[rows["profile"] == profile]
+    return rows
+
+
+def _pivot(rows: pd.DataFrame, index: list[str], columns: list[str], metrics: list[str]) -> tuple[pd.DataFrame, ...]:
+    grouped = rows.groupby(index + columns)["value"]
+    stats = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1).fillna(0.0), "n": grouped.count()})
+    wide = {k: stats[k].unstack(columns) for k in ("mean", "std", "n")}
+    order = [m for m in metrics if m in set(rows["metric"])]
+    for key, table in wide.items():
+        table = table.reindex(columns=sorted(table.columns, key=lambda c: (*c[:-1], order.index(c[-1]))))
+        wide[key] = table
+    return wide["mean"], wide["std"], wide["n"]
+
+
+def _model_order(models: pd.Index) -> list[str]:
+    from benchmark.registry import list_models
+
+    registered = list_models()
+    return sorted(models, key=lambda m: (registered.index(m) if m in registered else len(registered), m))
+
+
+def _flag_not_beating_persistence(mean: pd.DataFrame) -> set[str]:
+    """Models whose MSE is not below persistence's on some dataset of the table."""
+    if BASELINE_MODEL not in mean.index:
+        return set()
+    flagged = set()
+    for column in mean.columns:
+        if column[-1] != "mse":
+            continue
+        reference = mean.loc[BASELINE_MODEL, column]
+        flagged |= {m for m, v in mean[column].items() if m != BASELINE_MODEL and pd.notna(v) and v >= reference}
+    return flagged
+
+
+def main_table(frame: pd.DataFrame, space: str = "normalized", metrics: list[str] | None = None,
+               profile: str | None = None) -> Table:
+    """Rows: models; columns: dataset x metric; the best-checkpoint test scores."""
+    metrics = metrics or ["mse", "mae", "ssim"]
+    rows = _select(frame[frame["epoch"] == "best"], space, metrics, profile)
+    rows = _latest_configuration(rows, ["model", "dataset"])
+    mean, std, n = _pivot(rows, ["model"], ["dataset", "metric"], metrics)
+    order = _model_order(mean.index)
+    mean, std, n = (t.reindex(order) for t in (mean, std, n))
+    caption = (f"Test scores of the best-validation checkpoint, {space} units, per-pixel means "
+               f"(mean ± std over seeds). † : not better than persistence on MSE.")
+    return Table("main", mean, std, n, caption, _flag_not_beating_persistence(mean))
+
+
+def epoch_sweep_table(frame: pd.DataFrame, space: str = "normalized", metrics: list[str] | None = None,
+                      profile: str | None = None) -> Table:
+    """Rows: (dataset, model); columns: epoch x metric; test scores after each --eval-at epoch."""
+    metrics = metrics or ["mse", "mae", "ssim"]
+    rows = _select(frame[frame["epoch"] != "best"], space, metrics, profile)
+    rows = _latest_configuration(rows, ["model", "dataset"]).copy()
+    rows["epoch"] = rows["epoch"].astype(int)
+    mean, std, n = _pivot(rows, ["dataset", "model"], ["epoch", "metric"], metrics)
+    caption = f"Test scores after N training epochs (--eval-at), {space} units (mean ± std over seeds)."
+    return Table("epoch_sweep", mean, std, n, caption, set())
+
+
+def length_sweep_table(frame: pd.DataFrame, space: str = "normalized", metrics: list[str] | None = None,
+                       profile: str | None = None) -> Table:
+    """Rows: (dataset, model); columns: predicted length T_out x metric; best-checkpoint scores."""
+    metrics = metrics or ["mse", "mae", "ssim"]
+    rows = _select(frame[frame["epoch"] == "best"], space, metrics, profile)
+    rows = _latest_configuration(rows, ["model", "dataset", "t_out"])
+    mean, std, n = _pivot(rows, ["dataset", "model"], ["t_out", "metric"], metrics)
+    caption = f"Test scores by prediction length T_out, {space} units (mean ± std over seeds)."
+    return Table("length_sweep", mean, std, n, caption, set())
+
+
+def _best_per_column(mean: pd.DataFrame) -> pd.DataFrame:
+    """Boolean frame: True where a cell is the best of its column (per dataset block for sweeps)."""
+    best = pd.DataFrame(False, index=mean.index, columns=mean.columns)
+    groups = [mean.index] if mean.index.nlevels == 1 else [
+        mean.index[mean.index.get_level_values(0) == d] for d in mean.index.get_level_values(0).unique()]
+    for column in mean.columns:
+        lower = LOWER_IS_BETTER.get(column[-1], True)
+        for index in groups:
+            values = mean.loc[index, column].dropna()
+            if not values.empty:
+                best.loc[values.idxmin() if lower else values.idxmax(), column] = True
+    return best
+
+
+def formatted(table: Table, bold: tuple[str, str] = ("", "")) -> pd.DataFrame:
+    """Cells as text: `mean ± std` (std only with several seeds), best per column wrapped in `bold`."""
+    best = _best_per_column(table.mean)
+
+    def cell(row: object, column: object) -> str:
+        value = table.mean.at[row, column]
+        if pd.isna(value):
+            return "–"
+        digits = 4 if column[-1] in ("ssim",) else 2 if column[-1] == "psnr" else 4
+        text = f"{value:.{digits}g}" if column[-1] not in ("ssim", "psnr") else f"{value:.{digits}f}"
+        if table.seeds.at[row, column] > 1:
+            std = table.std.at[row, column]
+            text += f" ± {std:.2g}" if column[-1] not in ("ssim", "psnr") else f" ± {std:.{digits}f}"
+        return f"{bold[0]}{text}{bold[1]}" if best.at[row, column] else text
+
+    text = pd.DataFrame({c: [cell(r, c) for r in table.mean.index] for c in table.mean.columns},
+                        index=table.mean.index)
+    text.columns = pd.MultiIndex.from_tuples([_column_label(c) for c in table.mean.columns])
+    model_level = -1
+    labels = [(*r[:-1], f"{r[-1]} †") if isinstance(r, tuple) else f"{r} †" for r in text.index]
+    flagged_rows = [
+        lbl if (r[model_level] if isinstance(r, tuple) else r) in table.flagged else r
+        for r, lbl in zip(text.index, labels, strict=True)
+    ]
+    if text.index.nlevels > 1:
+        text.index = pd.MultiIndex.from_tuples(flagged_rows, names=text.index.names)
+    else:
+        text.index = pd.Index(flagged_rows, name=text.index.name)
+    return text
+
+
+def _column_label(column: tuple) -> tuple:
+    arrow = "↓" if LOWER_IS_BETTER.get(column[-1], True) else "↑"
+    head = [f"T_out={c}" if isinstance(c, int | float) and not isinstance(c, bool) else str(c) for c in column[:-1]]
+    return (*head, f"{METRIC_LABELS.get(column[-1], column[-1])} {arrow}")
+
+
+def to_markdown(table: Table) -> str:
+    """GitHub Markdown table with a caption line."""
+    text = formatted(table, bold=("**", "**"))
+    flat = text.copy()
+    flat.columns = [" / ".join(str(p) for p in c) for c in text.columns]
+    flat.index = [" / ".join(map(str, i)) if isinstance(i, tuple) else str(i) for i in text.index]
+    flat.index.name = " / ".join(n or "" for n in text.index.names) or "model"
+    return f"{table.caption}\n\n{flat.to_markdown()}\n"
+
+
+def to_latex(table: Table) -> str:
+    """LaTeX tabular (booktabs rules, multicolumn headers) via pandas Styler."""
+    text = formatted(table, bold=("\\textbf{", "}"))
+    text = text.map(lambda s: s.replace("±", "$\\pm$").replace("†", "$^\\dagger$"))
+    text.index = text.index.map(
+        lambda i: tuple(str(p).replace("_", "\\_").replace("†", "$^\\dagger$") for p in i)
+        if isinstance(i, tuple) else str(i).replace("_", "\\_").replace("†", "$^\\dagger$"))
+    text.columns = pd.MultiIndex.from_tuples(
+        [tuple(str(p).replace("_", "\\_").replace("↓", "$\\downarrow$").replace("↑", "$\\uparrow$") for p in c)
+         for c in text.columns])
+    styler = text.style
+    return styler.to_latex(hrules=True, multicol_align="c", caption=table.caption, position_float="centering",
+                           environment="table")
+
+
+def render(table: Table, out_dir: Path, formats: tuple[str, ...] = FORMATS, suffix: str = "") -> list[Path]:
+    """Write `table` in each of `formats` to `out_dir/<name><suffix>.{csv,tex,md}`; returns the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    stem = f"{table.name}{suffix}"
+    if "csv" in formats:
+        path = out_dir / f"{stem}.csv"
+        numbers = table.mean.copy()
+        numbers.columns = ["/".join(map(str, c)) for c in numbers.columns]
+        stds = table.std.copy()
+        stds.columns = [f"{'/'.join(map(str, c))}/std" for c in stds.columns]
+        pd.concat([numbers, stds], axis=1).to_csv(path)
+        written.append(path)
+    if "latex" in formats:
+        path = out_dir / f"{stem}.tex"
+        path.write_text(to_latex(table))
+        written.append(path)
+    if "markdown" in formats:
+        path = out_dir / f"{stem}.md"
+        path.write_text(to_markdown(table))
+        written.append(path)
+    return written

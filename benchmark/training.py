@@ -1,0 +1,238 @@
+"""Lightning glue: one LightningModule for any registered model, one DataModule for any dataset.
+
+Model selection follows the rules a fair benchmark needs: the validation split (never the test
+split) picks the best checkpoint, and the test split is scored with those best weights. The test
+split is also scored at the epochs listed in `train.eval_at` (for the epoch-sweep tables); those
+scores live in the callback's state, so they are saved in every checkpoint and survive a resume.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+from benchmark.config import RunConfig
+from benchmark.data.base import ForecastData
+from benchmark.errors import BenchError
+from benchmark.evaluation import evaluate
+
+
+class ForecastModule(L.LightningModule):
+    """Trains any model that follows the contract in `benchmark.model_api`."""
+
+    def __init__(self, model: torch.nn.Module, train_config: dict[str, Any], model_name: str):
+        super().__init__()
+        self.model = model
+        self.train_config = train_config
+        self.model_name = model_name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Predict `(B, T_out, C, H, W)` from `(B, T_in, C, H, W)`."""
+        return self.model(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """One optimisation step on the model's own training objective."""
+        x, y = batch
+        if hasattr(self.model, "training_loss"):
+            loss, logs = self.model.training_loss(x, y, self.global_step)
+        else:
+            loss = F.mse_loss(self.model(x), y)
+            logs = {}
+        if not torch.isfinite(loss):
+            raise BenchError(
+                f"The training loss of {self.model_name} became {loss.item()} at step {self.global_step}. "
+                f"Lower the learning rate (now {self.train_config['lr']}; --set train.lr=...) or clip "
+                "gradients (--set train.grad_clip=1.0)."
+            )
+        batch_size = x.shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        for name, value in logs.items():
+            self.log(f"train/{name}", value, batch_size=batch_size)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """Validation MSE in normalized units: the model-selection criterion."""
+        x, y = batch
+        mse = F.mse_loss(self.model(x), y)
+        self.log("val/mse", mse, prog_bar=True, batch_size=x.shape[0], sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        """Adam or AdamW with a per-step cosine decay to `min_lr` (or a constant rate)."""
+        cfg = self.train_config
+        optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+        if cfg["optimizer"] not in optimizers:
+            raise BenchError(f"Unknown optimizer {cfg['optimizer']!r}; use one of {', '.join(optimizers)}.")
+        optimizer = optimizers[cfg["optimizer"]](
+            self.model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"])
+        )
+        if cfg["scheduler"] == "constant":
+            return optimizer
+        if cfg["scheduler"] != "cosine":
+            raise BenchError(f"Unknown scheduler {cfg['scheduler']!r}; use cosine or constant.")
+        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=total_steps, eta_min=float(cfg["min_lr"])
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class ForecastDataModule(L.LightningDataModule):
+    """Dataloaders over the three splits of a `ForecastData`."""
+
+    def __init__(self, data: ForecastData, batch_size: int, num_workers: int = 0, seed: int = 0):
+        super().__init__()
+        self.data = data
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+
+    def _loader(self, dataset: Any, shuffle: bool) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            generator=generator,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training windows."""
+        return self._loader(self.data.train, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation windows (model selection)."""
+        return self._loader(self.data.val, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Test windows (reported metrics)."""
+        return self._loader(self.data.test, shuffle=False)
+
+
+class EvalAtEpochs(Callback):
+    """Scores the test split with the current weights after each epoch in `epochs`."""
+
+    def __init__(self, epochs: list[int], datamodule: ForecastDataModule, limit_batches: int | None, name: str):
+        self.epochs = set(epochs)
+        self.datamodule = datamodule
+        self.limit_batches = limit_batches
+        self.name = name
+        self.results: dict[str, Any] = {}
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Runs before ModelCheckpoint saves (Lightning calls checkpoint callbacks last), so the
+        # scores of this epoch are inside this epoch's checkpoint.
+        epoch = trainer.current_epoch + 1
+        if trainer.sanity_checking or epoch not in self.epochs or str(epoch) in self.results:
+            return
+        if trainer.is_global_zero:
+            data = self.datamodule.data
+            metrics, _ = evaluate(pl_module.model, self.datamodule.test_dataloader(), data.normalizer, data.lat,
+                                  pl_module.device, self.limit_batches, self.name)
+            self.results[str(epoch)] = metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        """Scores so far (saved into checkpoints)."""
+        return {"results": self.results}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore scores on resume."""
+        self.results = dict(state_dict.get("results", {}))
+
+
+@dataclass
+class FitOutcome:
+    """What training produced, besides the weights loaded into the model."""
+
+    best_epoch: int | None
+    best_val_mse: float | None
+    best_checkpoint: str | None
+    train_seconds: float
+    epochs_run: int
+    optimizer_steps: int
+    eval_at: dict[str, Any] = field(default_factory=dict)
+    resumed_from: str | None = None
+
+
+def fit(
+    model: torch.nn.Module,
+    data: ForecastData,
+    config: RunConfig,
+    run_dir: Path,
+    progress: bool = False,
+) -> FitOutcome:
+    """Train `model` as `config.train` says, resuming from `run_dir` if a previous attempt broke.
+
+    On return the model holds the weights of the epoch with the lowest validation MSE.
+    """
+    cfg = config.train
+    checkpoint_dir = Path(run_dir) / "checkpoints"
+    last = checkpoint_dir / "last.ckpt"
+    datamodule = ForecastDataModule(data, int(cfg["batch_size"]), int(cfg["num_workers"]), config.seed)
+    module = ForecastModule(model, cfg, config.model)
+    checkpoint = ModelCheckpoint(
+        dirpath=checkpoint_dir, filename="best-{epoch}", monitor="val/mse", mode="min", save_top_k=1, save_last=True
+    )
+    eval_at = EvalAtEpochs(cfg["eval_at"], datamodule, cfg["limit_test_batches"], config.model)
+    callbacks: list[Callback] = [eval_at, checkpoint]
+    if progress:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        callbacks.append(RichProgressBar(leave=False))
+    steps_per_epoch = len(datamodule.train_dataloader())
+    if cfg["limit_train_batches"] is not None:
+        steps_per_epoch = min(steps_per_epoch, int(cfg["limit_train_batches"]))
+    trainer = L.Trainer(
+        max_epochs=int(cfg["epochs"]),
+        accelerator=cfg["accelerator"],
+        devices=cfg["devices"],
+        num_nodes=int(cfg["num_nodes"]),
+        strategy=cfg["strategy"],
+        precision=cfg["precision"],
+        gradient_clip_val=cfg["grad_clip"],
+        limit_train_batches=cfg["limit_train_batches"],
+        limit_val_batches=cfg["limit_val_batches"],
+        logger=CSVLogger(str(run_dir), name="logs", version=""),
+        callbacks=callbacks,
+        default_root_dir=str(run_dir),
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=max(1, min(50, steps_per_epoch)),
+        deterministic="warn",
+    )
+    resume = str(last) if last.exists() else None
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    seconds = time.perf_counter() - start
+    if trainer.interrupted:
+        raise KeyboardInterrupt
+    best_path = checkpoint.best_model_path or None
+    best_epoch, best_val = None, None
+    if best_path:
+        state = torch.load(best_path, map_location="cpu", weights_only=False)
+        module.load_state_dict(state["state_dict"])
+        best_epoch = int(state["epoch"]) + 1
+        score = checkpoint.best_model_score
+        best_val = float(score) if score is not None and math.isfinite(float(score)) else None
+    return FitOutcome(
+        best_epoch=best_epoch,
+        best_val_mse=best_val,
+        best_checkpoint=str(Path(best_path).relative_to(run_dir)) if best_path else None,
+        train_seconds=seconds,
+        epochs_run=int(trainer.current_epoch),
+        optimizer_steps=int(trainer.global_step),
+        eval_at=dict(eval_at.results),
+        resumed_from=resume,
+    )
