@@ -17,11 +17,13 @@ model file only has to describe its cell:
 The mask is a per-step choice for each sample, shape `(B, steps)` (one Bernoulli draw decides
 for a whole frame, as in the original PredRNN and OpenSTL code); the rollout also accepts a
 per-pixel mask `(B, steps, *frame_shape)` for a model that wants one. PredRNN-v2's reverse
-scheduled sampling only needs a different mask over the input steps, built by its own file.
+scheduled sampling only needs a different mask over the input steps: its schedule and mask are
+`reverse_scheduled_sampling_etas` and `reverse_scheduled_sampling_mask` below.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -151,3 +153,63 @@ def check_positive_ints(model_name: str, name: str, values: Sequence[int] | int)
             f"Model {model_name!r}: {name} must be a non-empty list of positive integers, got {values!r}."
         )
     return items
+
+
+def reverse_scheduled_sampling_etas(
+    step: int, step_1: float = 25_000, step_2: float = 50_000, exp_alpha: float = 5_000
+) -> tuple[float, float]:
+    """PredRNN-v2's reverse scheduled sampling: `(input_eta, future_eta)` after `step` optimizer steps.
+
+    `input_eta` is the probability of feeding the ground truth at an *input* step (steps
+    `1 .. T_in - 1`; step 0 always reads the first frame), `future_eta` the same at a *future* step.
+    As in the original code (`reserve_schedule_sampling_exp` of thuml/predrnn-pytorch, also used by
+    OpenSTL), with `k = step`, `k1 = step_1`, `k2 = step_2`, `alpha = exp_alpha`:
+
+        input_eta  = 0.5                              for k < k1
+                   = 1 - 0.5 * exp(-(k - k1) / alpha) for k1 <= k < k2   (rises from 0.5 towards 1)
+                   = 1.0                              for k >= k2
+        future_eta = 0.5                              for k < k1
+                   = 0.5 * (k2 - k) / (k2 - k1)       for k1 <= k < k2   (falls linearly to 0)
+                   = 0.0                              for k >= k2
+
+    Both are continuous at `k1`; at `k2` `input_eta` jumps from `1 - 0.5 * exp(-(k2 - k1) / alpha)`
+    (0.9966 with the published settings) to 1, as in the original code.
+    """
+    if step < step_1:
+        return 0.5, 0.5
+    if step < step_2:
+        input_eta = 1.0 - 0.5 * math.exp(-(step - step_1) / exp_alpha)
+        future_eta = 0.5 * (step_2 - step) / (step_2 - step_1)
+        return input_eta, future_eta
+    return 1.0, 0.0
+
+
+def reverse_scheduled_sampling_mask(
+    batch: int,
+    t_in: int,
+    t_out: int,
+    input_eta: float,
+    future_eta: float,
+    *,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Boolean mask `(B, T_in + T_out - 1)` for `autoregressive_rollout`: True = feed the truth.
+
+    Step 0 always reads the first observed frame (True). Each input step `1 .. T_in - 1` reads the
+    truth with probability `input_eta`, each future step `T_in .. T_in + T_out - 2` with probability
+    `future_eta`; one draw per sample and frame, as in `scheduled_sampling_mask`.
+    """
+    first = torch.ones(batch, 1, dtype=torch.bool, device=device)
+    inputs = torch.rand(batch, t_in - 1, device=device, generator=generator) < input_eta
+    future = torch.rand(batch, t_out - 1, device=device, generator=generator) < future_eta
+    return torch.cat([first, inputs, future], dim=1)
+
+
+def check_filter_size(model_name: str, filter_size: int, published: int = 5) -> None:
+    """Raise a `ConfigError` unless `filter_size` is a positive odd integer ('same' padding)."""
+    if not isinstance(filter_size, int) or isinstance(filter_size, bool) or filter_size < 1 or filter_size % 2 == 0:
+        raise ConfigError(
+            f"Model {model_name!r}: filter_size must be a positive odd integer (so 'same' padding keeps "
+            f"the frame size), got {filter_size!r}. The published value is {published}."
+        )

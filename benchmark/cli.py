@@ -124,7 +124,7 @@ def run(
         elif kind == "done":
             test = payload["test"]["normalized"]
             console.print(f"[green]✓[/] {where}: test MSE {test['mse']:.4g}, SSIM {test['ssim']:.4f} "
-                          f"(normalized), trained {payload['cost']['train_seconds']:.0f} s")
+                          f"(normalized), trained in {payload['cost']['train_seconds']:.1f} s")
         elif kind == "fail":
             error_console.print(f"[red]✗[/] {where} failed: {payload}", highlight=False)
 
@@ -207,8 +207,9 @@ def models(
     overrides = {"data": {"t_in": data_shape.t_in, "t_out": data_shape.t_out}}
     key = ",".join(str(v) for v in (data_shape.t_in, *data_shape[2:]))
     rich_table = RichTable(title=f"Registered models at shape {shape} ({profile} profile)")
-    for column in ("name", "family", "paper name", "parameters", "reference", "summary"):
+    for column in ("name", "family", "paper name", "parameters", "reference"):
         rich_table.add_column(column, justify="right" if column in ("parameters", "reference") else "left")
+    rich_table.add_column("summary", no_wrap=True, overflow="ellipsis", max_width=60)
     for name in list_models():
         spec = get_model_spec(name)
         config = resolve_run(profile, name, dataset, 0, overrides)

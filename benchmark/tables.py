@@ -33,6 +33,7 @@ class Table:
     seeds: pd.DataFrame
     caption: str
     flagged: set[str]
+    column_prefix: str = ""  # how the non-metric column level reads: "" (datasets), "epoch ", "T_out="
 
     @property
     def empty(self) -> bool:
@@ -111,7 +112,7 @@ def epoch_sweep_table(frame: pd.DataFrame, space: str = "normalized", metrics: l
     rows["epoch"] = rows["epoch"].astype(int)
     mean, std, n = _pivot(rows, ["dataset", "model"], ["epoch", "metric"], metrics)
     caption = f"Test scores after N training epochs (--eval-at), {space} units (mean ± std over seeds)."
-    return Table("epoch_sweep", mean, std, n, caption, set())
+    return Table("epoch_sweep", mean, std, n, caption, set(), column_prefix="epoch ")
 
 
 def length_sweep_table(frame: pd.DataFrame, space: str = "normalized", metrics: list[str] | None = None,
@@ -122,7 +123,7 @@ def length_sweep_table(frame: pd.DataFrame, space: str = "normalized", metrics: 
     rows = _latest_configuration(rows, ["model", "dataset", "t_out"])
     mean, std, n = _pivot(rows, ["dataset", "model"], ["t_out", "metric"], metrics)
     caption = f"Test scores by prediction length T_out, {space} units (mean ± std over seeds)."
-    return Table("length_sweep", mean, std, n, caption, set())
+    return Table("length_sweep", mean, std, n, caption, set(), column_prefix="T_out=")
 
 
 def _best_per_column(mean: pd.DataFrame) -> pd.DataFrame:
@@ -156,7 +157,7 @@ def formatted(table: Table, bold: tuple[str, str] = ("", "")) -> pd.DataFrame:
 
     text = pd.DataFrame({c: [cell(r, c) for r in table.mean.index] for c in table.mean.columns},
                         index=table.mean.index)
-    text.columns = pd.MultiIndex.from_tuples([_column_label(c) for c in table.mean.columns])
+    text.columns = pd.MultiIndex.from_tuples([_column_label(c, table.column_prefix) for c in table.mean.columns])
     model_level = -1
     labels = [(*r[:-1], f"{r[-1]} †") if isinstance(r, tuple) else f"{r} †" for r in text.index]
     flagged_rows = [
@@ -170,10 +171,9 @@ def formatted(table: Table, bold: tuple[str, str] = ("", "")) -> pd.DataFrame:
     return text
 
 
-def _column_label(column: tuple) -> tuple:
+def _column_label(column: tuple, prefix: str) -> tuple:
     arrow = "↓" if LOWER_IS_BETTER.get(column[-1], True) else "↑"
-    head = [f"T_out={c}" if isinstance(c, int | float) and not isinstance(c, bool) else str(c) for c in column[:-1]]
-    return (*head, f"{METRIC_LABELS.get(column[-1], column[-1])} {arrow}")
+    return (*(f"{prefix}{c}" for c in column[:-1]), f"{METRIC_LABELS.get(column[-1], column[-1])} {arrow}")
 
 
 def to_markdown(table: Table) -> str:

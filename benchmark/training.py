@@ -8,8 +8,10 @@ scores live in the callback's state, so they are saved in every checkpoint and s
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,16 @@ from benchmark.config import RunConfig
 from benchmark.data.base import ForecastData
 from benchmark.errors import BenchError
 from benchmark.evaluation import evaluate
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's informational banners (accelerator, tips) out of the benchmark's output."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    # On resume the run folder is reused on purpose.
+    warnings.filterwarnings("ignore", message=r".*exists and is not empty.*")
 
 
 class ForecastModule(L.LightningModule):
@@ -176,8 +188,10 @@ def fit(
 
     On return the model holds the weights of the epoch with the lowest validation MSE.
     """
+    quiet_lightning()
     cfg = config.train
-    checkpoint_dir = Path(run_dir) / "checkpoints"
+    run_dir = Path(run_dir).resolve()
+    checkpoint_dir = run_dir / "checkpoints"
     last = checkpoint_dir / "last.ckpt"
     datamodule = ForecastDataModule(data, int(cfg["batch_size"]), int(cfg["num_workers"]), config.seed)
     module = ForecastModule(model, cfg, config.model)

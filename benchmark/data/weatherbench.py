@@ -186,7 +186,9 @@ def _positive_int(config: dict[str, Any], key: str) -> int:
     except (TypeError, ValueError):
         valid = False
     if not valid:
-        raise ConfigError(f"data.{key} = {value!r} must be a whole number of at least 1 (default {DEFAULTS[key]}).")
+        raise ConfigError(
+            f"data.{key} = {value!r} must be a whole number of at least 1 (default {DEFAULTS[key]})."
+        )
     return number
 
 
@@ -220,7 +222,7 @@ def read_settings(config: dict[str, Any]) -> Settings:
     try:
         level = float(level_value)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"data.level = {level_value!r} must be a pressure level in hPa, e.g. 1000.") from err
+        raise ConfigError(f"data.level = {level_value!r} must be a pressure level in hPa, e.g. 1000") from err
     uv10 = str(config.get("uv10_channels", DEFAULTS["uv10_channels"]))
     if uv10 not in ("uv", "speed"):
         raise ConfigError(
@@ -285,7 +287,9 @@ class _Reader:
         self.step: np.timedelta64 | None = None
         self.units: dict[str, str] = {}
 
-    def read_year(self, names: Sequence[str], year: int, split: str, years_text: str) -> tuple[np.ndarray, np.ndarray]:
+    def read_year(
+        self, names: Sequence[str], year: int, split: str, years_text: str
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Time stamps and `(T, C, H, W)` float32 values of `names` (one channel each) for `year`."""
         times = None
         channels = []
@@ -400,8 +404,8 @@ class _Reader:
             self.step = steps[0]
         if len(steps) != 1 or steps[0] != self.step:
             raise DataError(
-                f"{path}: time steps of {_hours(steps)} h; expected a regular step of {_hours([self.step])} h "
-                "as in the other files."
+                f"{path}: time steps of {_hours(steps)} h; expected a regular step of "
+                f"{_hours([self.step])} h as in the other files."
             )
         return times
 
@@ -464,10 +468,10 @@ def _windows(split: _Split, name: str, settings: Settings, grid_dir: Path) -> np
     if not len(starts):
         longest = max(split.segment_lengths)
         raise DataError(
-            f"The {name} split (years {_year_ranges(settings.years[name])} in {grid_dir}) has {len(split.frames)} "
-            f"frames (longest contiguous stretch: {longest}) with frame_interval={settings.frame_interval}, but "
-            f"one sample needs t_in + t_out = {window} consecutive frames. Give data.{name}_years more "
-            "(adjacent) years, or lower t_in, t_out or frame_interval."
+            f"The {name} split (years {_year_ranges(settings.years[name])} in {grid_dir}) has "
+            f"{len(split.frames)} frames (longest contiguous stretch: {longest}) with frame_interval="
+            f"{settings.frame_interval}, but one sample needs t_in + t_out = {window} consecutive frames. "
+            f"Give data.{name}_years more (adjacent) years, or lower t_in, t_out or frame_interval."
         )
     return starts
 

@@ -1,0 +1,341 @@
+"""E3D-LSTM: stacked Eidetic 3D LSTM cells over a sliding window of frames, decoded autoregressively.
+
+Wang et al., "Eidetic 3D LSTM: A Model for Video Prediction and Beyond", ICLR 2019. Two ideas on
+top of PredRNN's spatiotemporal LSTM (ST-LSTM):
+
+- **3-D convolutions**: each step reads not one frame but the window of the `window_length` most
+  recent frames, `X_t: (C, window, H, W)`, and every state of a cell (hidden `H`, cell `C`, the
+  spatiotemporal memory `M`) is such a short clip. All gate convolutions are 3-D with kernel
+  `(2, 5, 5)` (time, height, width);
+- **eidetic memory**: the forget gate of the cell state is replaced by a recall gate `R_t` that
+  attends (softmax self-attention) over the cell states of the previous `tau` steps:
+
+      R_t  = sigmoid(W_xr * X_t + W_hr * H_{t-1})           I_t = sigmoid(W_xi * X_t + W_hi * H_{t-1})
+      G_t  = tanh(W_xg * X_t + W_hg * H_{t-1})
+      RECALL(R_t, C_{t-tau:t-1}) = softmax(R_t . C_hist^T) . C_hist
+      C_t  = I_t (.) G_t + LayerNorm(C_{t-1} + RECALL(R_t, C_{t-tau:t-1}))
+      I'_t = sigmoid(W'_xi * X_t + W_mi * M)                G'_t = tanh(W'_xg * X_t + W_mg * M)
+      F'_t = sigmoid(W'_xf * X_t + W_mf * M + 1)
+      M'   = F'_t (.) tanh(W_mm * M) + I'_t (.) G'_t
+      O_t  = sigmoid(W_xo * X_t + W_ho * H_{t-1} + W_co * C_t + W_mo * M')
+      H_t  = O_t (.) tanh(W_111 * [C_t, M'])
+
+  In the attention every space-time position of the clip is a token whose features are the
+  `num_hidden` channels: the query is `R_t` (window*h*w tokens), keys and values are the stacked
+  cell-state history (n_hist*window*h*w tokens). `M` flows zig-zag as in PredRNN: up through the
+  layers within a step, then from the top layer to the bottom layer of the next step.
+
+A 3-D conv with kernel = stride = `(window_length, 1, 1)` reads the top hidden clip out to the next
+(patched) frame. As for ConvLSTM, the model runs over `T_in + T_out - 1` steps with scheduled
+sampling in training (see `baselines.recurrent`).
+
+Published settings (OpenSTL, WeatherBench 5.625 deg), the builder's defaults: `patch_size=2`
+(space-to-depth), `num_hidden=(128, 128, 128, 128)`, `filter_size=(2, 5, 5)`, `window_length=2`
+(window stride 1: one new frame per step), no layer norm on the gate convolutions, scheduled
+sampling from 1.0 falling by 2e-5 per step, loss = MSE on all `T_in + T_out - 1` generated frames.
+
+Conv layout, worked out to reproduce the reference parameter count (OpenSTL re-counted 51.33M at
+shape (12, 1, 32, 64), all weights used; its published table says 51.09M). Per cell, no biases:
+- `conv_x`: 3-D conv of the input clip to 7 gate maps (i, g, r, o for `C`/`H`; i', g', f' for `M`);
+- `conv_h`: 3-D conv of `H_{t-1}` to 4 maps (i, g, r, o);
+- `conv_m`: 3-D conv of `M` to 4 maps (i', f', g' and the retained memory `W_mm * M`);
+- `conv_oc`, `conv_om`: 3-D convs of the new `C_t` and the new `M'` into the output gate;
+- `conv_cm`: 1x1x1 conv of `[C_t, M']` to the hidden state;
+- `cell_norm`: the LayerNorm of `C_{t-1} + RECALL`, over (channels, window, h, w) of each sample
+  with a per-element affine (as OpenSTL: `2 * num_hidden * window * h * w` weights per cell, the
+  only weights whose number depends on the frame size).
+Plus the readout, `num_hidden[-1] * C*p*p * window` weights. At (12, 1, 32, 64) with the defaults
+that is **51,331,072** parameters (50,282,496 in convolutions, 1,048,576 in the four cell norms),
+i.e. OpenSTL's 51.33M exactly, and +0.47% against the published 51.09M.
+
+Implementation notes (every *choice* is ours):
+- *choice*: the retained spatiotemporal memory is `tanh(W_mm * M)` gated by F', as in the authors'
+  released code and OpenSTL, where the paper writes `F' (.) M`; the 4th map of `conv_m` exists only
+  for this (without it the count would be 48.05M, -6.4%). The forget gate of `M` gets a constant
+  +1 bias (`forget_bias=1.0` in both reference codes); no gate convolution has a learned bias.
+- *choice*: the new `M'` is passed on. Both reference codes return the *old* memory from the cell,
+  so there `M` never leaves its zero start; we follow the paper's zig-zag flow (which is also why
+  every layer must have the same width). The output gate is `sigmoid(...)` as in the paper (the reference
+  codes use `sigmoid(tanh(...))`).
+- *choice*: `tau=None` (the default) attends over **every** previous cell state, as the authors'
+  code and OpenSTL do (they concatenate each step's cell state onto an ever-growing history,
+  starting with the zero initial state): at the last step that is `T_in + T_out - 1` states. An
+  integer `tau` keeps only the `tau` most recent ones (`C_{t-tau}`..`C_{t-1}`), bounding the
+  attention's cost. The dot products are not scaled by 1/sqrt(d), as in the paper and both codes.
+  The attention runs through `scaled_dot_product_attention`, so it never materializes the
+  (queries x keys) matrix on the devices that have a fused kernel (CPU and CUDA).
+- *choice*: the window before the first frames is padded with zero frames (the first step sees
+  `[0, x_0]`), as both reference codes do; so any `T_in >= 1` works, `T_in < window_length` too.
+- *choice*: the 3-D convolutions are causal in time: `kernel_t - 1` zero frames are padded at the
+  start of the clip, so each output frame of the clip sees itself and earlier frames and the clip
+  keeps its length (the TensorFlow original pads 'same', i.e. at the end; OpenSTL convolves without
+  time padding and interpolates the result back to the clip's size). Space is padded 'same'.
+- *choice*: the scheduled-sampling draw is one Bernoulli(eta) per sample and future frame, and
+  metrics score only the `T_out` future frames, as for ConvLSTM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines.recurrent import (
+    autoregressive_rollout,
+    check_patch_size,
+    check_positive_ints,
+    patchify,
+    scheduled_sampling_eta,
+    scheduled_sampling_mask,
+    unpatchify,
+)
+from benchmark.errors import ConfigError
+from benchmark.model_api import ForecastModel
+from benchmark.registry import register_model
+from benchmark.shapes import DataShape
+
+FORGET_BIAS = 1.0  # constant added to the forget gate of M, as in the reference codes
+
+
+class CausalConv3d(nn.Conv3d):
+    """3-D convolution without bias that keeps the clip's shape: causal in time, 'same' in space."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: Sequence[int]):
+        kt, kh, kw = kernel
+        super().__init__(in_channels, out_channels, tuple(kernel), padding=(0, kh // 2, kw // 2), bias=False)
+        self.time_pad = kt - 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # F.pad's order is (w_left, w_right, h_top, h_bottom, t_front, t_back).
+        return super().forward(F.pad(x, (0, 0, 0, 0, self.time_pad, 0)))
+
+
+def eidetic_recall(query: torch.Tensor, history: Sequence[torch.Tensor]) -> torch.Tensor:
+    """`RECALL(R, C_hist) = softmax(R . C_hist^T) . C_hist` over all space-time positions.
+
+    `query: (B, E, w, h, wd)`; `history`: cell states of the same shape. Each position of the clip
+    is a token with `E` features; the `w*h*wd` query tokens attend over the `len(history)*w*h*wd`
+    history tokens. Returns a tensor shaped like `query`.
+    """
+    # Tokens-major and contiguous: the fused (flash) kernels need the feature dimension innermost.
+    q = query.flatten(2).transpose(1, 2).unsqueeze(1).contiguous()  # (B, 1, L, E)
+    kv = torch.cat([c.flatten(2) for c in history], dim=2).transpose(1, 2).unsqueeze(1).contiguous()  # (B, 1, S, E)
+    out = F.scaled_dot_product_attention(q, kv, kv, scale=1.0)  # unscaled, as in the paper
+    return out.squeeze(1).transpose(1, 2).reshape(query.shape)
+
+
+class Eidetic3DLSTMCell(nn.Module):
+    """One E3D-LSTM cell: 3-D conv gates, recall over the cell-state history, zig-zag memory M."""
+
+    def __init__(self, in_channels: int, hidden: int, kernel: Sequence[int], clip_shape: Sequence[int]):
+        super().__init__()
+        self.hidden = hidden
+        self.conv_x = CausalConv3d(in_channels, 7 * hidden, kernel)
+        self.conv_h = CausalConv3d(hidden, 4 * hidden, kernel)
+        self.conv_m = CausalConv3d(hidden, 4 * hidden, kernel)
+        self.conv_oc = CausalConv3d(hidden, hidden, kernel)
+        self.conv_om = CausalConv3d(hidden, hidden, kernel)
+        self.conv_cm = nn.Conv3d(2 * hidden, hidden, kernel_size=1, bias=False)
+        # LayerNorm of C_{t-1} + RECALL over (hidden, window, h, w), per-element affine (see module doc).
+        self.cell_norm = nn.LayerNorm([hidden, *clip_shape])
+
+    def forward(
+        self, x: torch.Tensor, h: torch.Tensor, m: torch.Tensor, history: Sequence[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Advance by one step: `(X_t, H_{t-1}, M, [.., C_{t-1}]) -> (H_t, C_t, M')`.
+
+        `history` holds the cell states the recall attends over, oldest first; its last entry is
+        `C_{t-1}`, the cell state this step updates.
+        """
+        i_x, g_x, r_x, o_x, mi_x, mg_x, mf_x = self.conv_x(x).chunk(7, dim=1)
+        i_h, g_h, r_h, o_h = self.conv_h(h).chunk(4, dim=1)
+        mi_m, mf_m, mg_m, mm_m = self.conv_m(m).chunk(4, dim=1)
+
+        recall_gate = torch.sigmoid(r_x + r_h)
+        c = self.cell_norm(history[-1] + eidetic_recall(recall_gate, history))
+        c = c + torch.sigmoid(i_x + i_h) * torch.tanh(g_x + g_h)
+
+        m_input = torch.sigmoid(mi_x + mi_m)
+        m_forget = torch.sigmoid(mf_x + mf_m + FORGET_BIAS)
+        m = m_forget * torch.tanh(mm_m) + m_input * torch.tanh(mg_x + mg_m)
+
+        o = torch.sigmoid(o_x + o_h + self.conv_oc(c) + self.conv_om(m))
+        h = o * torch.tanh(self.conv_cm(torch.cat([c, m], dim=1)))
+        return h, c, m
+
+
+class E3DState(NamedTuple):
+    """Recurrent state between steps.
+
+    `frames`: the `window_length - 1` most recent input frames (oldest first); `hidden[k]`: layer
+    `k`'s `H`; `cells[k]`: layer `k`'s cell-state history, oldest first, capped at `tau` entries,
+    whose last entry is its current `C`; `memory`: the spatiotemporal memory `M` of the top layer.
+    """
+
+    frames: list[torch.Tensor]
+    hidden: list[torch.Tensor]
+    cells: list[list[torch.Tensor]]
+    memory: torch.Tensor
+
+
+class E3DLSTM(ForecastModel):
+    """Stacked Eidetic 3D LSTM cells over space-to-depth patches, with scheduled sampling in training."""
+
+    def __init__(
+        self,
+        shape: DataShape,
+        patch_size: int,
+        num_hidden: Sequence[int],
+        filter_size: Sequence[int],
+        window_length: int,
+        tau: int | None,
+        sampling_start_value: float,
+        sampling_changing_rate: float,
+    ):
+        super().__init__()
+        self.shape = shape
+        self.patch_size = patch_size
+        self.window_length = window_length
+        self.tau = tau
+        self.sampling_start_value = sampling_start_value
+        self.sampling_changing_rate = sampling_changing_rate
+        frame_channels = shape.channels * patch_size * patch_size
+        clip_shape = (window_length, shape.height // patch_size, shape.width // patch_size)
+        widths = [frame_channels, *num_hidden]
+        self.cells = nn.ModuleList(
+            Eidetic3DLSTMCell(widths[k], widths[k + 1], filter_size, clip_shape) for k in range(len(num_hidden))
+        )
+        # Collapse the clip's window to one frame: kernel = stride = (window, 1, 1).
+        self.readout = nn.Conv3d(
+            num_hidden[-1], frame_channels, kernel_size=(window_length, 1, 1), stride=(window_length, 1, 1), bias=False
+        )
+
+    def initial_state(self, frame: torch.Tensor) -> E3DState:
+        """Zero state for a batch of patched frames `(B, C*p*p, h, w)`."""
+        b, _, h, w = frame.shape
+        win = self.window_length
+
+        def zeros(cell: Eidetic3DLSTMCell) -> torch.Tensor:
+            return frame.new_zeros(b, cell.hidden, win, h, w)
+
+        return E3DState(
+            frames=[torch.zeros_like(frame) for _ in range(win - 1)],  # zero padding before the first frame
+            hidden=[zeros(cell) for cell in self.cells],
+            cells=[[zeros(cell)] for cell in self.cells],
+            memory=zeros(self.cells[-1]),
+        )
+
+    def _step(self, frame: torch.Tensor, state: E3DState | None) -> tuple[torch.Tensor, E3DState]:
+        """Feed one patched frame through the stack; predict the next patched frame."""
+        if state is None:
+            state = self.initial_state(frame)
+        frames = [*state.frames, frame]
+        inp = torch.stack(frames, dim=2)  # the clip (B, C*p*p, window, h, w)
+        m = state.memory  # zig-zag: the top layer's M of the previous step enters the bottom layer
+        hidden, cells = [], []
+        for cell, h, history in zip(self.cells, state.hidden, state.cells, strict=True):
+            h, c, m = cell(inp, h, m, history)
+            history = [*history, c]
+            if self.tau is not None:
+                history = history[-self.tau :]
+            hidden.append(h)
+            cells.append(history)
+            inp = h
+        next_frame = self.readout(inp).squeeze(2)
+        return next_frame, E3DState(frames[1:], hidden, cells, m)
+
+    def generate(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, truth_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """All `T_in + T_out - 1` generated frames `(B, T_in + T_out - 1, C, H, W)`.
+
+        Without `y` every future input is the model's own output (evaluation). With `y`, the
+        future input at step `t` is `y`'s frame where `truth_mask[:, t]` is True
+        (see `baselines.recurrent.autoregressive_rollout`).
+        """
+        p = self.patch_size
+        frames = x if y is None else torch.cat([x, y], dim=1)
+        n_steps = x.shape[1] + self.shape.t_out - 1
+        out, _ = autoregressive_rollout(self._step, None, patchify(frames, p), n_steps, truth_mask)
+        return unpatchify(out, p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Forecast `(B, T_in, C, H, W) -> (B, T_out, C, H, W)` from the inputs alone."""
+        return self.generate(x)[:, -self.shape.t_out :]
+
+    def sampling_eta(self, step: int) -> float:
+        """Scheduled-sampling probability of feeding the ground truth at optimizer step `step`."""
+        return scheduled_sampling_eta(step, self.sampling_start_value, self.sampling_changing_rate)
+
+    def training_loss(
+        self, x: torch.Tensor, y: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """MSE over all generated frames, with scheduled sampling of the future inputs."""
+        eta = self.sampling_eta(step)
+        mask = scheduled_sampling_mask(x.shape[0], x.shape[1], y.shape[1], eta, device=x.device)
+        pred = self.generate(x, y, mask)
+        target = torch.cat([x, y], dim=1)[:, 1:]
+        loss = F.mse_loss(pred, target)
+        future_mse = F.mse_loss(pred[:, -y.shape[1] :].detach(), y)
+        return loss, {
+            "mse": loss.detach(),
+            "mse_future": future_mse,
+            "sampling_eta": torch.tensor(eta),
+        }
+
+
+@register_model(
+    "e3dlstm",
+    family="recurrent",
+    paper_name="E3D-LSTM",
+    reference_params={"12,1,32,64": 51_331_072},
+)
+def build_e3dlstm(
+    shape: DataShape,
+    *,
+    patch_size: int = 2,
+    num_hidden: Sequence[int] = (128, 128, 128, 128),
+    filter_size: Sequence[int] = (2, 5, 5),
+    window_length: int = 2,
+    tau: int | None = None,
+    sampling_start_value: float = 1.0,
+    sampling_changing_rate: float = 2e-5,
+) -> E3DLSTM:
+    """E3D-LSTM (Wang et al., 2019): 3-D conv ST-LSTM cells with eidetic recall, patch 2."""
+    name = "e3dlstm"
+    check_patch_size(name, shape, patch_size)
+    hidden = check_positive_ints(name, "num_hidden", num_hidden)
+    if len(set(hidden)) != 1:
+        raise ConfigError(
+            f"Model {name!r}: every layer must have the same width, because the spatiotemporal memory M "
+            f"passes from each layer to the next (and from the top back to the bottom), got num_hidden="
+            f"{num_hidden!r}. Use equal widths, for example [64, 64]."
+        )
+    kernel = check_positive_ints(name, "filter_size", filter_size)
+    if len(kernel) != 3 or kernel[1] % 2 == 0 or kernel[2] % 2 == 0:
+        raise ConfigError(
+            f"Model {name!r}: filter_size must be three positive integers (time, height, width) with odd "
+            f"height and width (so 'same' padding keeps the frame size), got {filter_size!r}. "
+            "The published value is [2, 5, 5]."
+        )
+    (window,) = check_positive_ints(name, "window_length", window_length)
+    if kernel[0] > window:
+        raise ConfigError(
+            f"Model {name!r}: the time extent of filter_size ({kernel[0]}) exceeds window_length ({window}); "
+            "its extra taps would only ever see padding. Use a time kernel <= window_length "
+            "(published: filter_size [2, 5, 5] with window_length 2)."
+        )
+    if tau is not None and (not isinstance(tau, int) or isinstance(tau, bool) or tau < 1):
+        raise ConfigError(
+            f"Model {name!r}: tau (how many past cell states the recall attends over) must be a positive "
+            f"integer, or null for all of them (the published setting), got {tau!r}."
+        )
+    if not 0.0 <= sampling_start_value <= 1.0 or sampling_changing_rate < 0:
+        raise ConfigError(
+            f"Model {name!r}: sampling_start_value must lie in [0, 1] and sampling_changing_rate must "
+            f"be >= 0, got {sampling_start_value} and {sampling_changing_rate}."
+        )
+    return E3DLSTM(shape, patch_size, hidden, kernel, window, tau, sampling_start_value, sampling_changing_rate)

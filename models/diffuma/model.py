@@ -1,0 +1,493 @@
+"""DIFFUMA: a Mamba path that forecasts the frames and a DiT path that adds a detail residual.
+
+Xie et al., "DIFFUMA: High-Fidelity Spatio-Temporal Video Prediction via Dual-Path Mamba and
+Diffusion Enhancement", arXiv 2507.06738 (2025), Section 4. Data flow:
+
+    x (B, T_in, C, H, W)
+     |- Mamba path: per-frame conv encoder (down by 2^k) -> z (B, T_in, D, h, w)
+     |              -> one sequence per latent location: T_in frame tokens + T_out learned queries
+     |              -> L x BiMambaBlock along time -> the T_out query positions
+     |              -> per-frame transposed-conv decoder -> y_mamba (B, T_out, C, H, W)
+     |              -> c_context = spatial mean of those features (B, T_out, D)
+     '- Diffusion path: a 12-block DiT denoiser of single frames, conditioned on (t, c_context)
+    y_hat = y_mamba + delta,   delta = DiT(y_mamba, t=0, c_context)      (one pass, no sampling)
+
+Training (the reading fixed in specs/diffuma.md of eqs. 8-10): with `eps ~ N(0, I)` and
+`t ~ U{1..999}` drawn per output frame, `x_t = sqrt(abar_t) y + sqrt(1 - abar_t) eps` and
+
+    L_diff  = mean (eps - DiT(x_t, t, c_context))^2
+    L_recon = mean |y_mamba + DiT(y_mamba, 0, c_context) - y|
+    L       = diff_weight * L_diff + lam * L_recon          (diff_weight = 1, lam = 1 by default)
+
+Both terms reach the Mamba path through c_context; L_recon also through y_mamba. The DiT starts
+zero-initialised (adaLN-Zero), so at initialisation `delta == 0` exactly and the full model's
+forecast is its Mamba path's.
+
+Variants (registered below): `diffuma` (the above), `diffuma-mamba` (the Mamba path alone, trained
+with L1 on y_mamba, no DiT built) and `diffuma-randcond` (c_context replaced by random vectors of
+the same shape, in training and evaluation).
+
+Fidelity notes -- where the paper is silent or inconsistent, and what we chose:
+- *Sizes.* The paper states only "12 DiT blocks". Everything else is ours: D = 128 (Mamba width,
+  also the encoder/decoder width and the context width D_c), L = 4 BiMamba blocks, Mamba's own
+  defaults inside a unit (d_state 16, d_conv 4, expand 2), DiT width 256 with 4 heads and MLP
+  ratio 4, lam = 1.0, 1000 diffusion steps with DDPM's linear betas (DiT's defaults).
+- *Down-sampling and patch size* (`downsample=None`, `patch_size=None`): chosen from the frame
+  size. The encoder halves the frame `k` times, `k` the smallest value >= 2 that leaves at most 512
+  latent locations (k = 2 at 32x64 -> 8x16; k = 5 at 600x800 -> 19x25). The DiT patch is the
+  smallest power of two giving at most 512 tokens per frame (2 at 32x64; 32 at 600x800, where
+  full-frame attention over 1 px patches would not fit in memory). Both can be set explicitly.
+  Frames are zero-padded up to a multiple of `2^k` (Mamba path) or of the patch (DiT) and cropped
+  back.
+- *Tokens of the Mamba path.* The paper writes the encoder output as one D-vector per frame;
+  pooling a frame to one vector would discard the spatial detail a 32x64 forecast needs, so every
+  latent location is its own sequence, `(B*h*w, T_in + T_out, D)`, with the weights shared across
+  locations. Spatial context comes from the conv encoder and decoder (and c_context is global).
+- *T_out != T_in* (the paper uses 12 -> 12 on WeatherBench, and both 5 -> 1 (Table 1) and 5 -> 5
+  (Section 3) on CHDL): T_out learned "future query" tokens are appended after the T_in frame
+  tokens and the forecast is read at their positions, so any T_out works. The backward branch
+  runs over the queries too, so every query sees the whole input sequence.
+- *BiMamba block.* Directions fused by addition; separate forward/backward units; post-norm
+  `LayerNorm(z + (fwd + bwd) * SiLU(W_g z))` (see `models.diffuma.mamba`).
+- *Encoder/decoder* ("several 2D conv layers" / "several transposed conv layers"): a 3x3 stem,
+  then per halving a stride-2 3x3 conv and a 3x3 conv; the decoder mirrors it with stride-2 4x4
+  transposed convs and ends in a 1x1 readout; GroupNorm + SiLU after every conv but the readout.
+  No skip connections (the paper's decoder reads only the Mamba features).
+- *c_context* ("the feature representation ... from the Mamba Module"): the spatial mean of the
+  last BiMamba block's output at each future position, one D-vector per output frame; it is
+  added, through a linear projection, to the timestep embedding and modulates every DiT block.
+- *What the DiT sees.* The paper noises "the input video sequence" (eq. 1) yet adds the result
+  to the *prediction* (eq. 7). We noise the ground-truth future frames for L_diff and apply the
+  same network to y_mamba at t = 0 for the residual (specs/diffuma.md). Each output frame is one
+  DiT sample (tokens = patches of its C channels) conditioned on its own c_context; `t` is drawn
+  independently per frame. Eq. 1 calls the total loss an MSE while eqs. 8-10 give MSE + lam * L1;
+  we follow eqs. 8-10.
+- *delta* is the raw DiT output at t = 0 (not rescaled by the schedule); t = 0 is never drawn for
+  L_diff, so the timestep embedding tells the two uses apart. Both DiT passes of a training step
+  run as one batch.
+- *diffuma-randcond.* The context is replaced by fresh N(0, 1) draws scaled by the (detached)
+  root-mean-square of the true context over the batch -- one scalar, so the DiT gets conditions of
+  the usual magnitude but no information about the sample. In training the draws come from the
+  global RNG (new each step); in evaluation from a generator re-seeded with `context_seed` on
+  every call, so test metrics are reproducible. A fixed random buffer was rejected: it would act
+  as a learned per-frame bias rather than as "no information".
+- *diffuma-mamba* is trained with L1 (the reconstruction loss of the full model without delta).
+- The selective-scan backend (`mamba_ssm` CUDA kernels or the pure-PyTorch `mambapy`) does not
+  change the parameters; `model.backend` names the one in use.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.errors import ConfigError
+from benchmark.model_api import ForecastModel
+from benchmark.registry import register_model
+from benchmark.shapes import DataShape
+from models.diffuma.diffusion import NUM_TIMESTEPS, FrameDiT, add_noise, linear_beta_schedule
+from models.diffuma.mamba import BACKENDS, BiMambaBlock, resolve_backend
+
+MAX_LATENT_LOCATIONS = 512
+MAX_DIT_TOKENS = 512
+
+
+def auto_downsample(height: int, width: int, max_locations: int = MAX_LATENT_LOCATIONS) -> int:
+    """Smallest `k >= 2` whose `2^k` down-sampling leaves at most `max_locations` latent locations."""
+    k = 2
+    while math.ceil(height / 2**k) * math.ceil(width / 2**k) > max_locations:
+        k += 1
+    return k
+
+
+def auto_patch_size(height: int, width: int, max_tokens: int = MAX_DIT_TOKENS) -> int:
+    """Smallest power-of-two patch giving at most `max_tokens` DiT tokens per frame."""
+    p = 1
+    while math.ceil(height / p) * math.ceil(width / p) > max_tokens:
+        p *= 2
+    return p
+
+
+def _groups(channels: int) -> int:
+    """GroupNorm groups: the largest of 8, 4, 2, 1 that divides `channels`."""
+    return next(g for g in (8, 4, 2, 1) if channels % g == 0)
+
+
+class ConvBlock(nn.Sequential):
+    """3x3 conv (stride 1 or 2) + GroupNorm + SiLU."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__(
+            nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.GroupNorm(_groups(c_out), c_out), nn.SiLU()
+        )
+
+
+class SpatialEncoder(nn.Module):
+    """Per-frame conv encoder: `(N, C, H, W) -> (N, D, H / 2^k, W / 2^k)` (H, W multiples of 2^k)."""
+
+    def __init__(self, channels: int, dim: int, downsample: int):
+        super().__init__()
+        layers = [ConvBlock(channels, dim)]
+        for _ in range(downsample):
+            layers += [ConvBlock(dim, dim, stride=2), ConvBlock(dim, dim)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class SpatialDecoder(nn.Module):
+    """Per-frame transposed-conv decoder: `(N, D, h, w) -> (N, C, h * 2^k, w * 2^k)`."""
+
+    def __init__(self, dim: int, channels: int, upsample: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for _ in range(upsample):
+            layers += [
+                nn.ConvTranspose2d(dim, dim, 4, stride=2, padding=1),
+                nn.GroupNorm(_groups(dim), dim),
+                nn.SiLU(),
+                ConvBlock(dim, dim),
+            ]
+        self.layers = nn.Sequential(*layers)
+        self.readout = nn.Conv2d(dim, channels, kernel_size=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.layers(z))
+
+
+class MambaPath(nn.Module):
+    """Encoder -> BiMamba blocks over time (per latent location) -> decoder; also returns c_context."""
+
+    def __init__(
+        self,
+        shape: DataShape,
+        *,
+        dim: int,
+        num_layers: int,
+        d_state: int,
+        d_conv: int,
+        expand: int,
+        downsample: int,
+        backend: str,
+        bidirectional: bool,
+    ):
+        super().__init__()
+        self.shape = shape
+        self.factor = 2**downsample
+        self.encoder = SpatialEncoder(shape.channels, dim, downsample)
+        # One learned vector per future position: they stand in for the frames to be forecast.
+        self.future_queries = nn.Parameter(torch.randn(shape.t_out, dim) * 0.02)
+        self.blocks = nn.ModuleList(
+            BiMambaBlock(
+                dim, d_state=d_state, d_conv=d_conv, expand=expand, backend=backend, bidirectional=bidirectional
+            )
+            for _ in range(num_layers)
+        )
+        self.decoder = SpatialDecoder(dim, shape.channels, downsample)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Mamba features of every position, `(B, T_in, C, H, W) -> (B, T_in + T_out, D, h, w)`."""
+        b, t_in, c, height, width = x.shape
+        pad_h, pad_w = -height % self.factor, -width % self.factor
+        frames = F.pad(x.reshape(b * t_in, c, height, width), (0, pad_w, 0, pad_h))
+        z = self.encoder(frames)
+        _, dim, h, w = z.shape
+        # (B*T_in, D, h, w) -> one sequence per latent location: (B*h*w, T_in, D).
+        z = z.reshape(b, t_in, dim, h * w).permute(0, 3, 1, 2).reshape(b * h * w, t_in, dim)
+        queries = self.future_queries.unsqueeze(0).expand(z.shape[0], -1, -1)
+        z = torch.cat([z, queries], dim=1)
+        for block in self.blocks:
+            z = block(z)
+        length = z.shape[1]
+        return z.reshape(b, h, w, length, dim).permute(0, 3, 4, 1, 2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`x -> (y_mamba (B, T_out, C, H, W), c_context (B, T_out, D))`."""
+        b, t_in, c, height, width = x.shape
+        future = self.features(x)[:, t_in:]  # (B, T_out, D, h, w)
+        context = future.mean(dim=(3, 4))
+        t_out, dim, h, w = future.shape[1:]
+        y = self.decoder(future.reshape(b * t_out, dim, h, w))[:, :, :height, :width]
+        return y.reshape(b, t_out, c, height, width), context
+
+
+class DIFFUMA(ForecastModel):
+    """DIFFUMA and its ablations: `mode` is "full", "mamba" (no DiT) or "randcond" (random c_context)."""
+
+    def __init__(
+        self,
+        shape: DataShape,
+        *,
+        mode: str,
+        hidden: int,
+        mamba_layers: int,
+        d_state: int,
+        d_conv: int,
+        expand: int,
+        downsample: int,
+        bidirectional: bool,
+        mamba_backend: str,
+        dit_depth: int = 0,
+        dit_hidden: int = 0,
+        dit_heads: int = 1,
+        mlp_ratio: float = 4.0,
+        patch_size: int = 1,
+        lam: float = 1.0,
+        diff_weight: float = 1.0,
+        context_seed: int = 0,
+    ):
+        super().__init__()
+        self.shape, self.mode = shape, mode
+        self.backend = resolve_backend(mamba_backend)
+        self.lam, self.diff_weight, self.context_seed = lam, diff_weight, context_seed
+        # The Mamba path is built first, so for one seed `diffuma` and `diffuma-mamba` share its weights.
+        self.mamba = MambaPath(
+            shape,
+            dim=hidden,
+            num_layers=mamba_layers,
+            d_state=d_state,
+            d_conv=d_conv,
+            expand=expand,
+            downsample=downsample,
+            backend=self.backend,
+            bidirectional=bidirectional,
+        )
+        self.dit = None
+        if mode != "mamba":
+            self.dit = FrameDiT(
+                shape.channels,
+                shape.height,
+                shape.width,
+                context_dim=hidden,
+                hidden=dit_hidden,
+                depth=dit_depth,
+                num_heads=dit_heads,
+                patch_size=patch_size,
+                mlp_ratio=mlp_ratio,
+            )
+            self.register_buffer("alphas_cumprod", linear_beta_schedule().float(), persistent=False)
+
+    def condition(self, context: torch.Tensor) -> torch.Tensor:
+        """The DiT's context: c_context itself, or (randcond) random vectors of its shape and RMS."""
+        if self.mode != "randcond":
+            return context
+        scale = context.detach().pow(2).mean().sqrt()
+        if self.training:
+            noise = torch.randn(context.shape, device=context.device, dtype=context.dtype)
+        else:
+            generator = torch.Generator().manual_seed(self.context_seed)
+            noise = torch.randn(context.shape, generator=generator).to(context)
+        return noise * scale
+
+    def residual(self, y_mamba: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """delta: the DiT's output on each frame of `y_mamba` at `t = 0`, shape of `y_mamba`."""
+        frames = y_mamba.flatten(0, 1)
+        t = torch.zeros(frames.shape[0], dtype=torch.long, device=frames.device)
+        return self.dit(frames, t, self.condition(context).flatten(0, 1)).view_as(y_mamba)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Forecast `(B, T_in, C, H, W) -> (B, T_out, C, H, W)`: `y_mamba + delta` in one pass."""
+        y_mamba, context = self.mamba(x)
+        if self.dit is None:
+            return y_mamba
+        return y_mamba + self.residual(y_mamba, context)
+
+    def training_loss(
+        self, x: torch.Tensor, y: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """`diff_weight * L_diff + lam * L_recon` (L1 on y_mamba for the Mamba-only variant)."""
+        y_mamba, context = self.mamba(x)
+        if self.dit is None:
+            loss = F.l1_loss(y_mamba, y)
+            return loss, {"l1": loss.detach(), "mse": F.mse_loss(y_mamba.detach(), y)}
+        frames, base = y.flatten(0, 1), y_mamba.flatten(0, 1)
+        context = self.condition(context).flatten(0, 1)
+        n = frames.shape[0]
+        t = torch.randint(1, NUM_TIMESTEPS, (n,), device=y.device)
+        eps = torch.randn_like(frames)
+        x_t = add_noise(frames, eps, t, self.alphas_cumprod)
+        # Denoising of the noised targets and the t = 0 residual on y_mamba, as one DiT batch.
+        out = self.dit(torch.cat([x_t, base]), torch.cat([t, torch.zeros_like(t)]), torch.cat([context, context]))
+        eps_hat, delta = out[:n], out[n:].view_as(y_mamba)
+        loss_diff = F.mse_loss(eps_hat, eps)
+        y_hat = y_mamba + delta
+        loss_recon = F.l1_loss(y_hat, y)
+        loss = self.diff_weight * loss_diff + self.lam * loss_recon
+        logs = {
+            "loss_diff": loss_diff.detach(),
+            "loss_recon": loss_recon.detach(),
+            "mse": F.mse_loss(y_hat.detach(), y),
+        }
+        return loss, logs
+
+
+# --- builders ----------------------------------------------------------------------------------
+
+
+def _resolve(name: str, shape: DataShape, hp: dict) -> dict:
+    """Check the hyper-parameters a builder received and resolve `downsample`/`patch_size` = null."""
+
+    def require(condition: bool, message: str) -> None:
+        if not condition:
+            raise ConfigError(f"Model {name!r}: {message}")
+
+    def is_int(value, minimum: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+    hp = dict(hp)
+    ints = ("hidden", "mamba_layers", "d_state", "d_conv", "expand", "dit_depth", "dit_hidden", "dit_heads")
+    for key in (k for k in ints if k in hp):
+        require(is_int(hp[key], 1), f"{key} must be a positive integer, got {hp[key]!r}.")
+    if hp["downsample"] is None:
+        hp["downsample"] = auto_downsample(shape.height, shape.width)
+    require(
+        is_int(hp["downsample"], 0), f"downsample must be null (auto) or an integer >= 0, got {hp['downsample']!r}."
+    )
+    require(isinstance(hp["bidirectional"], bool), f"bidirectional must be true or false, got {hp['bidirectional']!r}.")
+    require(hp["mamba_backend"] in BACKENDS, f"mamba_backend must be one of {BACKENDS}, got {hp['mamba_backend']!r}.")
+    if "dit_depth" not in hp:  # the Mamba-only variant
+        return hp
+    require(
+        hp["dit_hidden"] % hp["dit_heads"] == 0,
+        f"dit_hidden ({hp['dit_hidden']}) must be divisible by dit_heads ({hp['dit_heads']}).",
+    )
+    if hp["patch_size"] is None:
+        hp["patch_size"] = auto_patch_size(shape.height, shape.width)
+    require(
+        is_int(hp["patch_size"], 1), f"patch_size must be null (auto) or an integer >= 1, got {hp['patch_size']!r}."
+    )
+    for key in ("mlp_ratio", "lam", "diff_weight"):
+        value = hp[key]
+        require(isinstance(value, (int, float)) and value >= 0, f"{key} must be a number >= 0, got {value!r}.")
+    require(hp["mlp_ratio"] > 0, "mlp_ratio must be positive.")
+    if "context_seed" in hp:
+        require(is_int(hp["context_seed"], 0), f"context_seed must be an integer >= 0, got {hp['context_seed']!r}.")
+    return hp
+
+
+@register_model("diffuma", family="mamba-diffusion", paper_name="DIFFUMA")
+def build_diffuma(
+    shape: DataShape,
+    *,
+    hidden: int = 128,
+    mamba_layers: int = 4,
+    d_state: int = 16,
+    d_conv: int = 4,
+    expand: int = 2,
+    downsample: int | None = None,
+    bidirectional: bool = True,
+    mamba_backend: str = "auto",
+    dit_depth: int = 12,
+    dit_hidden: int = 256,
+    dit_heads: int = 4,
+    mlp_ratio: float = 4.0,
+    patch_size: int | None = None,
+    lam: float = 1.0,
+    diff_weight: float = 1.0,
+) -> DIFFUMA:
+    """DIFFUMA (Xie et al., 2025): bidirectional-Mamba forecaster plus a DiT detail residual.
+
+    Paper: `dit_depth=12`. Ours (the paper gives no value): `hidden` (D, the Mamba/encoder width and
+    the context width), `mamba_layers` (L), `d_state`/`d_conv`/`expand` (Mamba's defaults),
+    `downsample` (k; null = smallest k >= 2 leaving <= 512 latent locations), `dit_hidden`,
+    `dit_heads`, `mlp_ratio` (DiT's 4), `patch_size` (null = smallest power of two giving <= 512
+    tokens per frame), `lam` (weight of L_recon) and `diff_weight` (weight of L_diff, 1 in the
+    paper's eq. 10; 0 removes the diffusion loss). `bidirectional=False` drops the backward SSM
+    branch; `mamba_backend` is "auto", "mambapy" or "mamba_ssm".
+    """
+    hp = dict(
+        hidden=hidden,
+        mamba_layers=mamba_layers,
+        d_state=d_state,
+        d_conv=d_conv,
+        expand=expand,
+        downsample=downsample,
+        bidirectional=bidirectional,
+        mamba_backend=mamba_backend,
+        dit_depth=dit_depth,
+        dit_hidden=dit_hidden,
+        dit_heads=dit_heads,
+        mlp_ratio=mlp_ratio,
+        patch_size=patch_size,
+        lam=lam,
+        diff_weight=diff_weight,
+    )
+    return DIFFUMA(shape, mode="full", **_resolve("diffuma", shape, hp))
+
+
+@register_model("diffuma-mamba", family="mamba-diffusion", paper_name="DIFFUMA (Mamba only)")
+def build_diffuma_mamba(
+    shape: DataShape,
+    *,
+    hidden: int = 128,
+    mamba_layers: int = 4,
+    d_state: int = 16,
+    d_conv: int = 4,
+    expand: int = 2,
+    downsample: int | None = None,
+    bidirectional: bool = True,
+    mamba_backend: str = "auto",
+) -> DIFFUMA:
+    """DIFFUMA's Mamba path alone (no diffusion module), trained with L1; hyper-parameters as `diffuma`'s."""
+    hp = dict(
+        hidden=hidden,
+        mamba_layers=mamba_layers,
+        d_state=d_state,
+        d_conv=d_conv,
+        expand=expand,
+        downsample=downsample,
+        bidirectional=bidirectional,
+        mamba_backend=mamba_backend,
+    )
+    return DIFFUMA(shape, mode="mamba", **_resolve("diffuma-mamba", shape, hp))
+
+
+@register_model("diffuma-randcond", family="mamba-diffusion", paper_name="DIFFUMA (random cond.)")
+def build_diffuma_randcond(
+    shape: DataShape,
+    *,
+    hidden: int = 128,
+    mamba_layers: int = 4,
+    d_state: int = 16,
+    d_conv: int = 4,
+    expand: int = 2,
+    downsample: int | None = None,
+    bidirectional: bool = True,
+    mamba_backend: str = "auto",
+    dit_depth: int = 12,
+    dit_hidden: int = 256,
+    dit_heads: int = 4,
+    mlp_ratio: float = 4.0,
+    patch_size: int | None = None,
+    lam: float = 1.0,
+    diff_weight: float = 1.0,
+    context_seed: int = 0,
+) -> DIFFUMA:
+    """DIFFUMA with c_context replaced by random vectors (is the conditioning used?); as `diffuma`.
+
+    The random vectors are N(0, 1) scaled to the batch RMS of the true context: fresh every training
+    step, and drawn from a generator seeded with `context_seed` on every evaluation call.
+    """
+    hp = dict(
+        hidden=hidden,
+        mamba_layers=mamba_layers,
+        d_state=d_state,
+        d_conv=d_conv,
+        expand=expand,
+        downsample=downsample,
+        bidirectional=bidirectional,
+        mamba_backend=mamba_backend,
+        dit_depth=dit_depth,
+        dit_hidden=dit_hidden,
+        dit_heads=dit_heads,
+        mlp_ratio=mlp_ratio,
+        patch_size=patch_size,
+        lam=lam,
+        diff_weight=diff_weight,
+        context_seed=context_seed,
+    )
+    return DIFFUMA(shape, mode="randcond", **_resolve("diffuma-randcond", shape, hp))

@@ -1,0 +1,219 @@
+"""Tests of PastNet: shapes, training signal, the EMA codebook, straight-through gradients, errors, counts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import baselines.pastnet  # noqa: F401  (registers the model)
+from baselines.pastnet import VectorQuantizerEMA
+from benchmark.errors import ConfigError
+from benchmark.model_api import count_parameters
+from benchmark.registry import create_model, get_model_spec
+
+# Tiny widths so every test runs in a fraction of a second on one CPU core.
+TINY = {
+    "embed_dim": 8,
+    "afno_blocks": 2,
+    "dst_hiddens": 8,
+    "dst_res_layers": 1,
+    "dst_res_hiddens": 4,
+    "num_codes": 16,
+    "code_dim": 4,
+    "hid_T": 8,
+    "N_T": 2,
+    "groups": 2,
+    "incep_ker": (3,),
+}
+# (H, W, fpg_patch): 120 and 160 are not multiples of 16, so that frame size uses patch 8.
+FRAMES = [(32, 64, 16), (64, 64, 16), (120, 160, 8)]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small convs on a shared, busy CPU run far faster on one thread than on several."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _data(t_in, t_out, c, h, w, batch=2, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, t_in, c, h, w, generator=gen), torch.randn(batch, t_out, c, h, w, generator=gen)
+
+
+def test_registered_with_json_plain_defaults():
+    spec = get_model_spec("pastnet")
+    assert spec.family == "physics-guided" and spec.paper_name == "PastNet"
+    defaults = spec.hyperparameter_defaults()
+    json.dumps(defaults)
+    assert defaults["fpg_patch"] == 16 and defaults["num_codes"] == 512 and defaults["code_dim"] == 64
+
+
+@pytest.mark.parametrize("frame", FRAMES, ids=lambda f: f"{f[0]}x{f[1]}")
+@pytest.mark.parametrize("channels", [1, 2])
+def test_forward_shape(frame, channels):
+    h, w, patch = frame
+    t_in, t_out = 3, 2
+    model = create_model("pastnet", (t_in, t_out, channels, h, w), fpg_patch=patch, **TINY).eval()
+    x, _ = _data(t_in, t_out, channels, h, w, batch=1)
+    with torch.no_grad():
+        y_hat = model(x)
+    assert y_hat.shape == (1, t_out, channels, h, w)
+    assert torch.isfinite(y_hat).all()
+
+
+@pytest.mark.parametrize("t_in,t_out", [(3, 5), (4, 2), (3, 3)])
+def test_one_gradient_step_changes_every_parameter(t_in, t_out):
+    torch.manual_seed(0)
+    model = create_model("pastnet", (t_in, t_out, 2, 16, 32), fpg_patch=8, **TINY)
+    assert (model.time_map is None) == (t_in == t_out)
+    x, y = _data(t_in, t_out, 2, 16, 32)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    loss, logs = model.training_loss(x, y, step=0)
+    assert loss.ndim == 0 and {"mse", "vq_commitment", "codebook_perplexity"} <= set(logs)
+    loss.backward()
+    # Every parameter must receive a gradient: a layer that forward never uses would show up here.
+    unused = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not unused
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    unchanged = [n for n, p in model.named_parameters() if torch.equal(p.detach(), before[n])]
+    assert not unchanged
+
+
+def test_overfits_one_batch():
+    torch.manual_seed(0)
+    model = create_model("pastnet", (3, 2, 1, 16, 16), fpg_patch=4, **TINY)
+    x, y = _data(3, 2, 1, 16, 16)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for step in range(120):
+        loss, _ = model.training_loss(x, y, step)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 10
+
+
+def test_loss_adds_the_weighted_commitment_loss():
+    x, y = _data(3, 2, 1, 16, 16)
+    for weight in (1.0, 0.0):
+        torch.manual_seed(0)
+        model = create_model("pastnet", (3, 2, 1, 16, 16), fpg_patch=8, vq_loss_weight=weight, **TINY)
+        loss, logs = model.training_loss(x, y, step=0)
+        assert logs["vq_commitment"] > 0
+        assert torch.allclose(loss, logs["mse"] + weight * logs["vq_commitment"])
+
+
+# --- the EMA codebook --------------------------------------------------------------------------
+
+
+def _vq_state(model):
+    q = model.quantizer
+    return [q.codebook.clone(), q.ema_cluster_size.clone(), q.ema_sum.clone()]
+
+
+def test_codebook_moves_by_ema_in_training_only():
+    torch.manual_seed(0)
+    model = create_model("pastnet", (3, 2, 1, 16, 16), fpg_patch=8, **TINY)
+    x, y = _data(3, 2, 1, 16, 16)
+    start = _vq_state(model)
+
+    model.eval()
+    model.training_loss(x, y, step=0)  # eval mode, gradients on
+    with torch.no_grad():
+        model(x)  # eval mode, no gradients
+    model.train()
+    with torch.no_grad():
+        model(x)  # training mode but no gradients: not a training step either
+    assert all(torch.equal(a, b) for a, b in zip(_vq_state(model), start, strict=True))
+
+    _, logs = model.training_loss(x, y, step=0)
+    after = _vq_state(model)
+    assert not torch.equal(after[0], start[0])
+    assert not any(p is model.quantizer.codebook for p in model.parameters())  # moved by EMA, not the optimizer
+    perplexity = float(logs["codebook_perplexity"])
+    assert 1.0 <= perplexity <= TINY["num_codes"]
+
+
+def test_ema_update_moves_codes_to_their_cluster_means_and_perplexity_counts_usage():
+    torch.manual_seed(0)
+    vq = VectorQuantizerEMA(num_codes=8, code_dim=3, commitment_cost=0.25, decay=0.0, epsilon=1e-9).train()
+    z = torch.randn(2, 3, 4, 5, requires_grad=True)
+    codebook = vq.codebook.clone()
+    flat = z.detach().permute(0, 2, 3, 1).reshape(-1, 3)
+    indices = torch.cdist(flat, codebook).argmin(dim=1)
+
+    quantized, commitment, perplexity = vq(z)
+    # The forward value is the nearest code of the old codebook.
+    assert torch.allclose(quantized.detach().permute(0, 2, 3, 1).reshape(-1, 3), codebook[indices], atol=1e-6)
+    assert torch.allclose(commitment, 0.25 * F.mse_loss(flat, codebook[indices]))
+    # With decay 0, every used code becomes the mean of the vectors assigned to it.
+    for k in indices.unique():
+        assert torch.allclose(vq.codebook[k], flat[indices == k].mean(dim=0), atol=1e-5)
+    # An unused code's running size is 0 here: Laplace smoothing keeps the division finite.
+    assert len(indices.unique()) < 8 and torch.isfinite(vq.codebook).all()
+    usage = torch.bincount(indices, minlength=8).float() / len(indices)
+    expected = torch.exp(-(usage[usage > 0] * usage[usage > 0].log()).sum())
+    assert torch.allclose(perplexity, expected)
+    assert 1.0 <= float(perplexity) <= 8
+
+
+# --- straight-through gradients ----------------------------------------------------------------
+
+
+def test_straight_through_gradient_is_the_identity():
+    torch.manual_seed(0)
+    vq = VectorQuantizerEMA(num_codes=8, code_dim=3, commitment_cost=0.25, decay=0.99, epsilon=1e-5)
+    z = torch.randn(2, 3, 4, 5, requires_grad=True)
+    weights = torch.randn(2, 3, 4, 5)
+    quantized, _, _ = vq(z)
+    (quantized * weights).sum().backward()
+    assert torch.allclose(z.grad, weights)
+
+
+def test_prediction_gradient_reaches_the_encoder_through_the_quantizer():
+    torch.manual_seed(0)
+    model = create_model("pastnet", (3, 2, 1, 16, 16), fpg_patch=8, vq_loss_weight=0.0, **TINY)
+    x, y = _data(3, 2, 1, 16, 16)
+    F.mse_loss(model(x), y).backward()  # no commitment term: only the decoder path reaches the encoder
+    for name, p in model.encoder.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+# --- errors and parameter counts ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shape,hp,needle",
+    [
+        ((3, 2, 1, 40, 64), {}, "40x64"),
+        ((3, 2, 1, 32, 60), {}, "32x60"),
+        ((3, 2, 1, 120, 160), {"fpg_patch": 16}, "120x160"),
+        ((3, 2, 1, 32, 64), {"fpg_patch": 6}, "fpg_patch"),
+        ((3, 2, 1, 32, 64), {"embed_dim": 10, "afno_blocks": 4}, "afno_blocks"),
+        ((3, 2, 1, 32, 64), {"ema_decay": 1.0}, "ema_decay"),
+    ],
+)
+def test_clear_config_errors(shape, hp, needle):
+    with pytest.raises(ConfigError) as err:
+        create_model("pastnet", shape, **hp)
+    message = str(err.value)
+    assert "pastnet" in message and needle in message
+
+
+def test_parameter_counts():
+    public_code = 16_498_326  # the public PastNet code at 10 -> 10 frames of 1x64x64, codebook included
+    with torch.device("meta"):  # no memory, no init cost: only the count matters
+        original = create_model("pastnet", (10, 10, 1, 64, 64))
+        weather = create_model("pastnet", (12, 12, 1, 32, 64))
+    n = count_parameters(original)
+    assert n == get_model_spec("pastnet").reference_params["10,1,64,64"] == 16_432_790
+    # The only difference: the public code counts its EMA codebook and sums (2 x 512 x 64) as parameters.
+    assert public_code - n == 2 * 512 * 64
+    assert count_parameters(weather) == 16_867_478

@@ -1,0 +1,128 @@
+"""Real Lightning runs at smoke scale: records, model selection, eval-at, resume, skipping."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from benchmark.config import resolve_run
+from benchmark.data.registry import load_dataset
+from benchmark.records import read_record, record_path
+from benchmark.runner import DataCache, execute_run, run_sweep
+
+DATASET = "synthetic-weather:t2m"
+
+
+def smoke(model: str, **train) -> object:
+    return resolve_run("smoke", model, DATASET, 0, overrides={"train": train} if train else None)
+
+
+def test_record_is_complete(tmp_path):
+    config = smoke("convlstm", eval_at=[1, 2])
+    record = execute_run(config, tmp_path)
+    assert read_record(record_path(tmp_path, config.run_id))["run_id"] == config.run_id
+    assert record["best"]["epoch"] in (1, 2) and record["best"]["val_mse"] > 0
+    assert (tmp_path / config.run_id / record["best"]["checkpoint"]).exists()
+    assert sorted(record["eval_at"]) == ["1", "2"]
+    for metrics in (record["test"], *record["eval_at"].values()):
+        for space in ("normalized", "physical"):
+            assert len(metrics[space]["per_lead"]["mse"]) == config.t_out
+            assert all(torch.isfinite(torch.tensor(v)) for k, v in metrics[space].items() if k != "per_lead")
+        assert "lat_rmse" in metrics["physical"]
+    assert record["model_info"]["parameters"] > 0
+    assert record["cost"]["train_seconds"] > 0 and record["cost"]["inference_samples_per_second"] > 0
+    assert record["cost"]["optimizer_steps"] == 2 * config.train["limit_train_batches"]
+    env = record["environment"]
+    assert env["torch"] == torch.__version__ and env["torch_threads"] >= 1 and "git_commit" in env
+    assert record["data"]["train_samples"] > 0 and record["normalizer"]["std"][0] > 0
+    # the model that was scored is the best-validation one: its validation MSE is the logged minimum
+    logged = pd.read_csv(tmp_path / config.run_id / "logs" / "metrics.csv")
+    val = logged.dropna(subset=["val/mse"])
+    assert record["best"]["val_mse"] == pytest.approx(val["val/mse"].min(), rel=1e-6)
+    assert record["best"]["epoch"] == int(val.loc[val["val/mse"].idxmin(), "epoch"]) + 1
+
+
+class WatchedSplit(Dataset):
+    """A split that remembers whether it was read (to prove training never reads the test split)."""
+
+    def __init__(self, inner):
+        self.inner, self.reads = inner, 0
+
+    def __len__(self):
+        return len(self.inner)
+
+    def __getitem__(self, index):
+        self.reads += 1
+        return self.inner[index]
+
+
+def test_training_never_reads_the_test_split(tmp_path, monkeypatch):
+    config = smoke("simvp")
+    data = load_dataset(config.dataset, config.data)
+    data.test = WatchedSplit(data.test)
+    reads_during_fit = []
+
+    import benchmark.training as training
+
+    real_fit = training.fit
+
+    def watched_fit(*args, **kwargs):
+        outcome = real_fit(*args, **kwargs)
+        reads_during_fit.append(data.test.reads)
+        return outcome
+
+    monkeypatch.setattr(training, "fit", watched_fit)
+    cache = DataCache()
+    monkeypatch.setattr(cache, "get", lambda _config: data)
+    execute_run(config, tmp_path, data_cache=cache)
+    assert reads_during_fit == [0] and data.test.reads > 0
+
+
+def test_persistence_is_evaluated_without_training(tmp_path):
+    config = smoke("persistence")
+    record = execute_run(config, tmp_path)
+    assert record["cost"]["train_seconds"] == 0 and record["best"]["epoch"] is None
+    assert not (tmp_path / config.run_id / "checkpoints").exists()
+    assert 0 < record["test"]["normalized"]["mse"] < 1
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
+    first = execute_run(smoke("simvp"), tmp_path / "a")
+    again = execute_run(smoke("simvp"), tmp_path / "b")
+    assert first["test"] == again["test"]
+    other = execute_run(resolve_run("smoke", "simvp", DATASET, 1), tmp_path / "c")
+    assert other["test"]["normalized"]["mse"] != first["test"]["normalized"]["mse"]
+
+
+def test_crashed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    import benchmark.training as training
+
+    config = smoke("convlstm", eval_at=[1, 2])
+    real_step = training.ForecastModule.training_step
+    limit = config.train["limit_train_batches"]
+
+    def crash_in_second_epoch(self, batch, batch_idx):
+        if self.global_step == limit + 1:
+            raise RuntimeError("simulated power cut")
+        return real_step(self, batch, batch_idx)
+
+    monkeypatch.setattr(training.ForecastModule, "training_step", crash_in_second_epoch)
+    report = run_sweep([config], tmp_path)
+    assert list(report.failed) == [config.run_id] and "power cut" in report.failed[config.run_id]
+    run_dir = tmp_path / config.run_id
+    assert (run_dir / "checkpoints" / "last.ckpt").exists() and not record_path(tmp_path, config.run_id).exists()
+    assert "power cut" in json.loads((run_dir / "error.json").read_text())["error"]
+
+    monkeypatch.setattr(training.ForecastModule, "training_step", real_step)
+    report = run_sweep([config], tmp_path)
+    assert report.finished == [config.run_id]
+    record = read_record(record_path(tmp_path, config.run_id))
+    assert record["cost"]["resumed_from"].endswith("last.ckpt")
+    assert record["cost"]["optimizer_steps"] == 2 * limit
+    assert sorted(record["eval_at"]) == ["1", "2"]  # epoch 1's scores came back from the checkpoint
+    assert not (run_dir / "error.json").exists()
+
+    again = run_sweep([config], tmp_path)
+    assert again.skipped == [config.run_id] and not again.finished
