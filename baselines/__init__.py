@@ -10,3 +10,4 @@ from baselines import predrnn  # noqa: F401
 from baselines import predrnn_v2  # noqa: F401
 from baselines import e3dlstm  # noqa: F401
 from baselines import simvp  # noqa: F401
+from baselines import pastnet  # noqa: F401

@@ -160,7 +160,7 @@ class ConvLSTM(ForecastModel):
     "convlstm",
     family="recurrent",
     paper_name="ConvLSTM",
-    reference_params={"12,1,32,64": 11_520_512},
+    reference_params={"12,1,32,64": 11_520_000},
 )
 def build_convlstm(
     shape: DataShape,

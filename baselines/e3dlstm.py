@@ -291,7 +291,7 @@ class E3DLSTM(ForecastModel):
     "e3dlstm",
     family="recurrent",
     paper_name="E3D-LSTM",
-    reference_params={"12,1,32,64": 51_331_072},
+    reference_params={"12,1,32,64": 51_330_000},
 )
 def build_e3dlstm(
     shape: DataShape,

@@ -139,7 +139,7 @@ class PredRNNv2(STLSTMForecaster):
     "predrnn-v2",
     family="recurrent",
     paper_name="PredRNN-v2",
-    reference_params={"12,1,32,64": 23_584_768},
+    reference_params={"12,1,32,64": 23_590_000},
 )
 def build_predrnn_v2(
     shape: DataShape,

@@ -143,7 +143,7 @@ def test_codebook_moves_by_ema_in_training_only():
 
 def test_ema_update_moves_codes_to_their_cluster_means_and_perplexity_counts_usage():
     torch.manual_seed(0)
-    vq = VectorQuantizerEMA(num_codes=8, code_dim=3, commitment_cost=0.25, decay=0.0, epsilon=1e-9).train()
+    vq = VectorQuantizerEMA(num_codes=32, code_dim=3, commitment_cost=0.25, decay=0.0, epsilon=1e-9).train()
     z = torch.randn(2, 3, 4, 5, requires_grad=True)
     codebook = vq.codebook.clone()
     flat = z.detach().permute(0, 2, 3, 1).reshape(-1, 3)
@@ -157,11 +157,11 @@ def test_ema_update_moves_codes_to_their_cluster_means_and_perplexity_counts_usa
     for k in indices.unique():
         assert torch.allclose(vq.codebook[k], flat[indices == k].mean(dim=0), atol=1e-5)
     # An unused code's running size is 0 here: Laplace smoothing keeps the division finite.
-    assert len(indices.unique()) < 8 and torch.isfinite(vq.codebook).all()
-    usage = torch.bincount(indices, minlength=8).float() / len(indices)
+    assert len(indices.unique()) < 32 and torch.isfinite(vq.codebook).all()
+    usage = torch.bincount(indices, minlength=32).float() / len(indices)
     expected = torch.exp(-(usage[usage > 0] * usage[usage > 0].log()).sum())
     assert torch.allclose(perplexity, expected)
-    assert 1.0 <= float(perplexity) <= 8
+    assert 1.0 <= float(perplexity) <= 32
 
 
 # --- straight-through gradients ----------------------------------------------------------------
@@ -213,7 +213,9 @@ def test_parameter_counts():
         original = create_model("pastnet", (10, 10, 1, 64, 64))
         weather = create_model("pastnet", (12, 12, 1, 32, 64))
     n = count_parameters(original)
-    assert n == get_model_spec("pastnet").reference_params["10,1,64,64"] == 16_432_790
+    assert n == 16_432_790
+    reference = get_model_spec("pastnet").reference_params["10,1,64,64"]  # "~16.5M" of the public code
+    assert abs(n - reference) / reference < 0.03
     # The only difference: the public code counts its EMA codebook and sums (2 x 512 x 64) as parameters.
     assert public_code - n == 2 * 512 * 64
     assert count_parameters(weather) == 16_867_478

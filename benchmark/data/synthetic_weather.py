@@ -53,6 +53,7 @@ from benchmark.data.weatherbench import (
     GRID_SHAPE,
     TASK_VARIABLES,
     VARIABLES,
+    format_years,
     load_from_grid_folder,
     parse_years,
     read_settings,
@@ -267,7 +268,7 @@ def _noise(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> np.n
 
 
 def simulate(
-    years: Sequence[int], hours_per_step: int, seed: int, variables: Sequence[str] = OUTPUT_NOISE
+    years: Sequence[int], hours_per_step: int, seed: int, variables: Sequence[str] = ("t2m", "u10", "v10")
 ) -> Iterator[tuple[int, np.ndarray, dict[str, np.ndarray]]]:
     """Yield `(year, times, {name: (T, 32, 64) float32})` for each of `years` (sorted) and each of
     `variables` (among t2m, u10, v10).
@@ -326,8 +327,8 @@ def _hours_per_step(value: Any) -> int:
 def generation_params(config: dict[str, Any]) -> dict[str, Any]:
     """The generation parameters of `config` (validated, defaults filled in); they name the cache folder."""
     seed = config.get("seed_data", GENERATION_DEFAULTS["seed_data"])
-    if isinstance(seed, bool) or not str(seed).lstrip("-").isdigit():
-        raise ConfigError(f"data.seed_data = {seed!r} must be a whole number.")
+    if isinstance(seed, bool) or not str(seed).isdigit():
+        raise ConfigError(f"data.seed_data = {seed!r} must be a whole number of at least 0.")
     hours = config.get("hours_per_step", GENERATION_DEFAULTS["hours_per_step"])
     return {
         "version": GENERATOR_VERSION,
@@ -343,10 +344,14 @@ def _cache_root(params: dict[str, Any]) -> Path:
     return base / "synthetic-weather" / digest
 
 
-def _check_manifest(root: Path, params: dict[str, Any]) -> None:
+def _claim_root(root: Path, params: dict[str, Any]) -> None:
+    """Check that `root` holds (or may hold) data generated with `params`; record them if it is new."""
     manifest = root / MANIFEST
     if manifest.is_file():
-        stored = json.loads(manifest.read_text())
+        try:
+            stored = json.loads(manifest.read_text())
+        except ValueError:
+            stored = "unreadable parameters"
         if stored != params:
             raise ConfigError(
                 f"{root} holds synthetic-weather data generated with {stored}, not the requested {params}. "
@@ -358,6 +363,10 @@ def _check_manifest(root: Path, params: dict[str, Any]) -> None:
             f"(no {MANIFEST}); refusing to write generated data next to it. Give synthetic-weather "
             "another data.root, or leave it unset to use the cache folder."
         )
+    else:  # written before generating, so that an interrupted run can complete the folder later
+        temporary = root / f".{MANIFEST}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(params, sort_keys=True))
+        os.replace(temporary, manifest)
 
 
 def generate_synthetic_weather(root: str | Path, variables: Sequence[str], params: dict[str, Any]) -> Path:
@@ -368,7 +377,7 @@ def generate_synthetic_weather(root: str | Path, variables: Sequence[str], param
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    _check_manifest(root, params)
+    _claim_root(root, params)
     grid_dir = root / GRID_FOLDER
     missing = [name for name in variables if not (grid_dir / VARIABLES[name].folder).is_dir()]
     if missing:
@@ -390,11 +399,6 @@ def generate_synthetic_weather(root: str | Path, variables: Sequence[str], param
                         raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        manifest = root / MANIFEST
-        if not manifest.exists():
-            temporary = root / f".{MANIFEST}.{os.getpid()}.tmp"
-            temporary.write_text(json.dumps(params, sort_keys=True))
-            os.replace(temporary, manifest)
     return grid_dir
 
 
@@ -416,7 +420,7 @@ def load_synthetic_weather(task: str | None, config: dict[str, Any]) -> Forecast
         if outside:
             raise ConfigError(
                 f"data.{split}_years asks for {outside}, which synthetic-weather does not generate "
-                f"(data.years = {params['years'][0]}-{params['years'][-1]}). Widen data.years or change "
+                f"(data.years = {format_years(params['years'])}). Widen data.years or change "
                 f"data.{split}_years."
             )
     root = Path(settings.root).expanduser() if settings.root else _cache_root(params)

@@ -301,7 +301,7 @@ class _Reader:
                 raise DataError(
                     f"Missing file {path}: the {split} split (data.{split}_years = {years_text}) needs year "
                     f"{year} of {variable.folder}. Years present in {path.parent}: "
-                    f"{_year_ranges(present) or 'none'}. Add the file, or change data.{split}_years."
+                    f"{format_years(present) or 'none'}. Add the file, or change data.{split}_years."
                 )
             file_times, values = self._read_file(path, variable)
             if times is not None and not np.array_equal(times, file_times):
@@ -322,7 +322,7 @@ class _Reader:
         except Exception as err:  # netCDF4/HDF5 raise many exception types for a damaged file
             raise DataError(
                 f"Cannot read {path} ({type(err).__name__}: {err}). The file is damaged or not a netCDF "
-                "file; download it again (or delete it so that a generated dataset is rebuilt)."
+                "file: download it again (for synthetic-weather, delete its variable folder to regenerate)."
             ) from err
         if array is None:
             raise DataError(
@@ -414,7 +414,8 @@ def _hours(steps: Any) -> str:
     return ", ".join(f"{np.timedelta64(s, 'ns') / np.timedelta64(1, 'h'):g}" for s in steps)
 
 
-def _year_ranges(years: Sequence[int]) -> str:
+def format_years(years: Sequence[int]) -> str:
+    """[2010, 2011, 2012, 2016] -> "2010-2012, 2016"."""
     ranges: list[list[int]] = []
     for year in years:
         if ranges and year == ranges[-1][1] + 1:
@@ -435,7 +436,7 @@ def _load_split(reader: _Reader, names: Sequence[str], split: str, settings: Set
     """All years of one split as one frame array, keeping every `frame_interval`-th step of each
     contiguous stretch; a jump in time (non-adjacent years) starts a new segment."""
     years = settings.years[split]
-    years_text = _year_ranges(years)
+    years_text = format_years(years)
     interval = settings.frame_interval
     pieces, piece_times, segment_lengths = [], [], []
     previous = None
@@ -468,7 +469,7 @@ def _windows(split: _Split, name: str, settings: Settings, grid_dir: Path) -> np
     if not len(starts):
         longest = max(split.segment_lengths)
         raise DataError(
-            f"The {name} split (years {_year_ranges(settings.years[name])} in {grid_dir}) has "
+            f"The {name} split (years {format_years(settings.years[name])} in {grid_dir}) has "
             f"{len(split.frames)} frames (longest contiguous stretch: {longest}) with frame_interval="
             f"{settings.frame_interval}, but one sample needs t_in + t_out = {window} consecutive frames. "
             f"Give data.{name}_years more (adjacent) years, or lower t_in, t_out or frame_interval."

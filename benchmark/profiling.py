@@ -1,0 +1,149 @@
+"""`bench profile`: parameters, FLOPs, training-step time, inference throughput and peak memory.
+
+Each model is measured in a fresh child process so that its peak memory is its own: on CUDA the
+peak of `torch.cuda.max_memory_allocated`, on CPU the growth of the process's peak resident set
+size (`ru_maxrss`) over what the process held before the model was built. Times are medians over
+`repeats` after `warmup` untimed repetitions. FLOPs are counted by torch's own
+`torch.utils.flop_counter.FlopCounterMode` for one forward pass of one sample (a multiply-add
+counts 2), the convention of the reference benchmark's tables.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import resource
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from benchmark.errors import BenchError
+from benchmark.shapes import DataShape
+
+
+@dataclass
+class ProfileRow:
+    """Cost figures of one model at one shape and batch size."""
+
+    model: str
+    parameters: int
+    gflops_per_sample: float
+    train_step_seconds: float
+    inference_samples_per_second: float
+    peak_memory_mib: float
+    memory_kind: str
+    device: str
+    batch: int
+    shape: str
+    threads: int
+
+
+def _rss_mib() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 / (1024 if sys.platform == "darwin" else 1)  # bytes on macOS, KiB on Linux
+
+
+def _measure(model_name: str, model_args: dict[str, Any], shape: DataShape, batch: int, warmup: int,
+             repeats: int, device_name: str, threads: int | None) -> ProfileRow:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from benchmark.model_api import count_parameters
+    from benchmark.registry import create_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    device = torch.device(device_name)
+    torch.manual_seed(0)
+    baseline = _rss_mib()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    model = create_model(model_name, shape, **model_args).to(device)
+    x = torch.randn(batch, shape.t_in, shape.channels, shape.height, shape.width, device=device)
+    y = torch.randn(batch, shape.t_out, shape.channels, shape.height, shape.width, device=device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x[:1])
+    flops = counter.get_total_flops()
+
+    trainable = any(p.requires_grad for p in model.parameters())
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4) if trainable else None
+    step_times = []
+    model.train()
+    for index in range(warmup + repeats if trainable else 0):
+        sync()
+        start = time.perf_counter()
+        if hasattr(model, "training_loss"):
+            loss, _ = model.training_loss(x, y, index)
+        else:
+            loss = torch.nn.functional.mse_loss(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        sync()
+        if index >= warmup:
+            step_times.append(time.perf_counter() - start)
+
+    model.eval()
+    infer_times = []
+    with torch.no_grad():
+        for index in range(warmup + repeats):
+            sync()
+            start = time.perf_counter()
+            model(x)
+            sync()
+            if index >= warmup:
+                infer_times.append(time.perf_counter() - start)
+    if device.type == "cuda":
+        peak, kind = torch.cuda.max_memory_allocated(device) / 2**20, "cuda allocated"
+    else:
+        peak, kind = max(0.0, _rss_mib() - baseline), "cpu peak RSS growth"
+    infer = statistics.median(infer_times)
+    return ProfileRow(
+        model=model_name,
+        parameters=count_parameters(model),
+        gflops_per_sample=flops / 1e9,
+        train_step_seconds=statistics.median(step_times) if step_times else 0.0,
+        inference_samples_per_second=batch / infer if infer > 0 else float("inf"),
+        peak_memory_mib=peak,
+        memory_kind=kind,
+        device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        batch=batch,
+        shape=",".join(map(str, shape)),
+        threads=torch.get_num_threads(),
+    )
+
+
+def _child(queue: Any, *args: Any) -> None:
+    try:
+        queue.put(("ok", asdict(_measure(*args))))
+    except BaseException as error:  # report any failure to the parent instead of dying silently
+        queue.put(("error", f"{type(error).__name__}: {error}"))
+
+
+def profile_model(model_name: str, model_args: dict[str, Any], shape: DataShape, batch: int = 16,
+                  warmup: int = 1, repeats: int = 3, device: str = "auto",
+                  threads: int | None = None, isolate: bool = True) -> ProfileRow:
+    """Measure one model; in a fresh child process when `isolate` (own peak memory)."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    args = (model_name, model_args, DataShape(*shape), batch, warmup, repeats, device, threads)
+    if not isolate:
+        return _measure(*args)
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(queue, *args))
+    process.start()
+    status, payload = queue.get()
+    process.join()
+    if status != "ok":
+        raise BenchError(f"Profiling {model_name} at shape {tuple(shape)} with batch {batch} failed: {payload}")
+    return ProfileRow(**payload)
