@@ -45,8 +45,10 @@ def test_datasets_lists_registered_datasets():
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["run", "--models", "convlstmm", "--profile", "smoke"], ["Unknown model 'convlstmm'", "convlstm", "bench models"]),
-        (["run", "--dataset", "weatherbnch", "--profile", "smoke"], ["Unknown dataset", "weatherbench", "bench datasets"]),
+        (["run", "--models", "convlstmm", "--profile", "smoke"],
+         ["Unknown model 'convlstmm'", "convlstm", "bench models"]),
+        (["run", "--dataset", "weatherbnch", "--profile", "smoke"],
+         ["Unknown dataset", "weatherbench", "bench datasets"]),
         (["run", "--dataset", "synthetic-weather:z500", "--profile", "smoke"], ["no task 'z500'", "t2m"]),
         (["run", "--profile", "tiny"], ["Unknown profile 'tiny'", "smoke"]),
         (["run", "--set", "lr=1", "--profile", "smoke"], ["section.key=value"]),
