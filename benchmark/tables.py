@@ -158,17 +158,16 @@ def formatted(table: Table, bold: tuple[str, str] = ("", "")) -> pd.DataFrame:
     text = pd.DataFrame({c: [cell(r, c) for r in table.mean.index] for c in table.mean.columns},
                         index=table.mean.index)
     text.columns = pd.MultiIndex.from_tuples([_column_label(c, table.column_prefix) for c in table.mean.columns])
-    model_level = -1
-    labels = [(*r[:-1], f"{r[-1]} †") if isinstance(r, tuple) else f"{r} †" for r in text.index]
-    flagged_rows = [
-        lbl if (r[model_level] if isinstance(r, tuple) else r) in table.flagged else r
-        for r, lbl in zip(text.index, labels, strict=True)
-    ]
-    if text.index.nlevels > 1:
-        text.index = pd.MultiIndex.from_tuples(flagged_rows, names=text.index.names)
-    else:
-        text.index = pd.Index(flagged_rows, name=text.index.name)
+    text.index = table.mean.index.map(lambda key: _mark_flagged(key, table.flagged))
     return text
+
+
+def _mark_flagged(key: object, flagged: set[str]) -> object:
+    """Append † to the model part (the last level) of a row key when that model is flagged."""
+    parts = key if isinstance(key, tuple) else (key,)
+    if parts[-1] in flagged:
+        parts = (*parts[:-1], f"{parts[-1]} †")
+    return parts if isinstance(key, tuple) else parts[0]
 
 
 def _column_label(column: tuple, prefix: str) -> tuple:
@@ -197,7 +196,8 @@ def to_latex(table: Table) -> str:
         [tuple(str(p).replace("_", "\\_").replace("↓", "$\\downarrow$").replace("↑", "$\\uparrow$") for p in c)
          for c in text.columns])
     styler = text.style
-    return styler.to_latex(hrules=True, multicol_align="c", caption=table.caption, position_float="centering",
+    caption = table.caption.replace("±", "$\\pm$").replace("†", "$^\\dagger$").replace("_", "\\_")
+    return styler.to_latex(hrules=True, multicol_align="c", caption=caption, position_float="centering",
                            environment="table")
 
 

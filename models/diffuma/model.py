@@ -28,17 +28,18 @@ with L1 on y_mamba, no DiT built) and `diffuma-randcond` (c_context replaced by 
 the same shape, in training and evaluation).
 
 Fidelity notes -- where the paper is silent or inconsistent, and what we chose:
-- *Sizes.* The paper states only "12 DiT blocks". Everything else is ours: D = 128 (Mamba width,
-  also the encoder/decoder width and the context width D_c), L = 4 BiMamba blocks, Mamba's own
-  defaults inside a unit (d_state 16, d_conv 4, expand 2), DiT width 256 with 4 heads and MLP
-  ratio 4, lam = 1.0, 1000 diffusion steps with DDPM's linear betas (DiT's defaults).
+- *Sizes.* The paper states only "12 DiT blocks". Everything else is ours: D = 128 (the Mamba
+  width, the encoder/decoder width at the latent resolution, and the context width D_c), L = 4
+  BiMamba blocks, Mamba's own defaults inside a unit (d_state 16, d_conv 4, expand 2), DiT width
+  256 with 4 heads and MLP ratio 4, lam = 1.0, 1000 diffusion steps with DDPM's linear betas
+  (DiT's defaults). 16.0M parameters at (12, 1, 32, 64), 14.5M of them in the DiT.
 - *Down-sampling and patch size* (`downsample=None`, `patch_size=None`): chosen from the frame
   size. The encoder halves the frame `k` times, `k` the smallest value >= 2 that leaves at most 512
-  latent locations (k = 2 at 32x64 -> 8x16; k = 5 at 600x800 -> 19x25). The DiT patch is the
-  smallest power of two giving at most 512 tokens per frame (2 at 32x64; 32 at 600x800, where
-  full-frame attention over 1 px patches would not fit in memory). Both can be set explicitly.
-  Frames are zero-padded up to a multiple of `2^k` (Mamba path) or of the patch (DiT) and cropped
-  back.
+  latent locations (k = 2 at 32x64 -> 8x16; k = 3 at 120x160; k = 5 at 600x800 -> 19x25). The DiT
+  patch is `2^k`, so the DiT's token grid is the encoder's latent grid (128 tokens of 4x4 px at
+  32x64; 475 tokens of 32x32 px at 600x800, where 1-2 px patches would need tens of thousands of
+  tokens per frame). Both can be set explicitly. Frames are zero-padded up to a multiple of `2^k`
+  (Mamba path) or of the patch (DiT) and cropped back.
 - *Tokens of the Mamba path.* The paper writes the encoder output as one D-vector per frame;
   pooling a frame to one vector would discard the spatial detail a 32x64 forecast needs, so every
   latent location is its own sequence, `(B*h*w, T_in + T_out, D)`, with the weights shared across
@@ -49,9 +50,12 @@ Fidelity notes -- where the paper is silent or inconsistent, and what we chose:
   runs over the queries too, so every query sees the whole input sequence.
 - *BiMamba block.* Directions fused by addition; separate forward/backward units; post-norm
   `LayerNorm(z + (fwd + bwd) * SiLU(W_g z))` (see `models.diffuma.mamba`).
-- *Encoder/decoder* ("several 2D conv layers" / "several transposed conv layers"): a 3x3 stem,
-  then per halving a stride-2 3x3 conv and a 3x3 conv; the decoder mirrors it with stride-2 4x4
-  transposed convs and ends in a 1x1 readout; GroupNorm + SiLU after every conv but the readout.
+- *Encoder/decoder* ("several 2D conv layers" / "several transposed conv layers"): a 3x3 stem
+  (conv + SiLU), then per halving a stride-2 3x3 conv and a 3x3 conv; the decoder mirrors it with
+  stride-2 4x4 transposed convs and ends in a 1x1 readout. The width halves with every doubling of
+  resolution (32, 64, 128 at 32x64), floored at 16, which keeps 600x800 frames affordable.
+  GroupNorm (<= 8 groups) + SiLU follow every conv but the stem and the readout, and convs before
+  a norm have no bias; the stem has no norm so that a frame's amplitude is not normalised away.
   No skip connections (the paper's decoder reads only the Mamba features).
 - *c_context* ("the feature representation ... from the Mamba Module"): the spatial mean of the
   last BiMamba block's output at each future position, one D-vector per output frame; it is
@@ -92,7 +96,6 @@ from models.diffuma.diffusion import NUM_TIMESTEPS, FrameDiT, add_noise, linear_
 from models.diffuma.mamba import BACKENDS, BiMambaBlock, resolve_backend
 
 MAX_LATENT_LOCATIONS = 512
-MAX_DIT_TOKENS = 512
 
 
 def auto_downsample(height: int, width: int, max_locations: int = MAX_LATENT_LOCATIONS) -> int:
@@ -103,12 +106,12 @@ def auto_downsample(height: int, width: int, max_locations: int = MAX_LATENT_LOC
     return k
 
 
-def auto_patch_size(height: int, width: int, max_tokens: int = MAX_DIT_TOKENS) -> int:
-    """Smallest power-of-two patch giving at most `max_tokens` DiT tokens per frame."""
-    p = 1
-    while math.ceil(height / p) * math.ceil(width / p) > max_tokens:
-        p *= 2
-    return p
+def level_widths(dim: int, levels: int, floor: int = 16) -> list[int]:
+    """Conv widths from full resolution (index 0) to the latent (index `levels`, width `dim`).
+
+    The width halves with every doubling of the resolution, down to `min(dim, floor)`.
+    """
+    return [max(dim >> (levels - i), min(dim, floor)) for i in range(levels + 1)]
 
 
 def _groups(channels: int) -> int:
@@ -117,11 +120,13 @@ def _groups(channels: int) -> int:
 
 
 class ConvBlock(nn.Sequential):
-    """3x3 conv (stride 1 or 2) + GroupNorm + SiLU."""
+    """3x3 conv (stride 1 or 2) + GroupNorm + SiLU; the conv has no bias (the norm's shift replaces it)."""
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1):
         super().__init__(
-            nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.GroupNorm(_groups(c_out), c_out), nn.SiLU()
+            nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+            nn.GroupNorm(_groups(c_out), c_out),
+            nn.SiLU(),
         )
 
 
@@ -130,9 +135,12 @@ class SpatialEncoder(nn.Module):
 
     def __init__(self, channels: int, dim: int, downsample: int):
         super().__init__()
-        layers = [ConvBlock(channels, dim)]
-        for _ in range(downsample):
-            layers += [ConvBlock(dim, dim, stride=2), ConvBlock(dim, dim)]
+        widths = level_widths(dim, downsample)
+        # The stem has a bias and no norm: a GroupNorm straight after a linear conv of the frame
+        # would make the encoder blind to each frame's overall amplitude.
+        layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 3, padding=1), nn.SiLU()]
+        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
+            layers += [ConvBlock(c_in, c_out, stride=2), ConvBlock(c_out, c_out)]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -144,16 +152,17 @@ class SpatialDecoder(nn.Module):
 
     def __init__(self, dim: int, channels: int, upsample: int):
         super().__init__()
+        widths = level_widths(dim, upsample)[::-1]
         layers: list[nn.Module] = []
-        for _ in range(upsample):
+        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
             layers += [
-                nn.ConvTranspose2d(dim, dim, 4, stride=2, padding=1),
-                nn.GroupNorm(_groups(dim), dim),
+                nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False),
+                nn.GroupNorm(_groups(c_out), c_out),
                 nn.SiLU(),
-                ConvBlock(dim, dim),
+                ConvBlock(c_out, c_out),
             ]
         self.layers = nn.Sequential(*layers)
-        self.readout = nn.Conv2d(dim, channels, kernel_size=1)
+        self.readout = nn.Conv2d(widths[-1], channels, kernel_size=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.readout(self.layers(z))
@@ -355,8 +364,8 @@ def _resolve(name: str, shape: DataShape, hp: dict) -> dict:
         hp["dit_hidden"] % hp["dit_heads"] == 0,
         f"dit_hidden ({hp['dit_hidden']}) must be divisible by dit_heads ({hp['dit_heads']}).",
     )
-    if hp["patch_size"] is None:
-        hp["patch_size"] = auto_patch_size(shape.height, shape.width)
+    if hp["patch_size"] is None:  # the DiT's token grid is the encoder's latent grid
+        hp["patch_size"] = 2 ** hp["downsample"]
     require(
         is_int(hp["patch_size"], 1), f"patch_size must be null (auto) or an integer >= 1, got {hp['patch_size']!r}."
     )
@@ -394,8 +403,8 @@ def build_diffuma(
     Paper: `dit_depth=12`. Ours (the paper gives no value): `hidden` (D, the Mamba/encoder width and
     the context width), `mamba_layers` (L), `d_state`/`d_conv`/`expand` (Mamba's defaults),
     `downsample` (k; null = smallest k >= 2 leaving <= 512 latent locations), `dit_hidden`,
-    `dit_heads`, `mlp_ratio` (DiT's 4), `patch_size` (null = smallest power of two giving <= 512
-    tokens per frame), `lam` (weight of L_recon) and `diff_weight` (weight of L_diff, 1 in the
+    `dit_heads`, `mlp_ratio` (DiT's 4), `patch_size` (null = 2^k, so the DiT's token grid is the
+    encoder's latent grid), `lam` (weight of L_recon) and `diff_weight` (weight of L_diff, 1 in the
     paper's eq. 10; 0 removes the diffusion loss). `bidirectional=False` drops the backward SSM
     branch; `mamba_backend` is "auto", "mambapy" or "mamba_ssm".
     """

@@ -1,0 +1,27 @@
+"""`bench profile` measures real figures in a child process and writes them as CSV."""
+
+import pandas as pd
+
+from benchmark.profiling import profile_model
+from benchmark.shapes import DataShape
+from tests.test_cli import invoke
+
+
+def test_profile_counts_flops_and_times_a_training_step():
+    row = profile_model("simvp", {"hid_S": 4, "hid_T": 8, "N_T": 2, "groups": 2}, DataShape(4, 2, 1, 16, 32),
+                        batch=2, warmup=0, repeats=2, device="cpu", isolate=False)
+    assert row.parameters > 0 and row.gflops_per_sample > 0
+    assert row.train_step_seconds > 0 and row.inference_samples_per_second > 0
+    wider = profile_model("simvp", {"hid_S": 8, "hid_T": 16, "N_T": 2, "groups": 2}, DataShape(4, 2, 1, 16, 32),
+                          batch=2, warmup=0, repeats=1, device="cpu", isolate=False)
+    assert wider.gflops_per_sample > row.gflops_per_sample and wider.parameters > row.parameters
+
+
+def test_profile_command_writes_csv(tmp_path):
+    result = invoke("profile", "--models", "persistence,convlstm", "--profile", "smoke", "--shape", "4,1,16,32",
+                    "--batch", "2", "--warmup", "0", "--repeats", "1", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(tmp_path / "profile.csv")
+    assert list(frame.model) == ["persistence", "convlstm"]
+    assert frame.loc[0, "parameters"] == 0 and frame.loc[1, "parameters"] > 0
+    assert frame.loc[1, "train_step_seconds"] > 0 and frame.loc[1, "peak_memory_mib"] >= 0
