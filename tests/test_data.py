@@ -124,6 +124,19 @@ def test_uv10_stacks_u_then_v(tiny_root):
     np.testing.assert_allclose(physical(speed, speed.val[0][0])[0, 0, 0, 0], np.hypot(60, 120), rtol=1e-5)
 
 
+def test_coarsen_averages_blocks_of_grid_cells(tiny_root):
+    config = {"root": str(tiny_root), "t_in": 2, "t_out": 1, **SPLITS}
+    fine = load_dataset("weatherbench:t2m", config)
+    coarse = load_dataset("weatherbench:t2m", {**config, "coarsen": 2})
+    assert tuple(coarse.shape)[2:] == (1, 16, 32) and len(coarse.lat) == 16
+    np.testing.assert_allclose(coarse.lat, fine.lat.reshape(16, 2).mean(axis=1))
+    fine_x = physical(fine, fine.val[0][0])
+    coarse_x = physical(coarse, coarse.val[0][0])
+    np.testing.assert_allclose(coarse_x[:, :, 3, 5], fine_x[:, :, 6:8, 10:12].mean(axis=(-1, -2)), rtol=1e-5)
+    with pytest.raises(ConfigError, match="coarsen"):
+        load_dataset("weatherbench:t2m", {**config, "coarsen": 3})
+
+
 def test_humidity_level_is_selected_by_value(tiny_root):
     config = {"root": str(tiny_root), "t_in": 2, "t_out": 1, **SPLITS}
     data = load_dataset("weatherbench:r", {**config, "level": 850})

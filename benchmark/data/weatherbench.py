@@ -23,6 +23,9 @@ Config keys (the run's `data` section; defaults in `DEFAULTS` below):
 - `sample_stride`: frames between the first frames of consecutive windows (1).
 - `level`: pressure level in hPa for `r`, matched by value (1000).
 - `uv10_channels`: "uv" (u10 and v10, C=2) or "speed" (wind speed, C=1) for task `uv10` ("uv").
+- `coarsen`: average k x k blocks of grid cells (1: the native 32 x 64 grid; 2: 16 x 32, i.e.
+  11.25 degrees). Conservative (area-mean in index space) regridding for cheap CPU runs; k must
+  divide 32.
 
 Each split is its own array of frames; a window never crosses a split, nor a gap in time inside a
 split (non-adjacent years). Normalization statistics come from the training split only and are
@@ -66,6 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "sample_stride": 1,
     "level": 1000,
     "uv10_channels": "uv",
+    "coarsen": 1,
 }
 
 
@@ -204,6 +208,7 @@ class Settings:
     sample_stride: int
     level: float
     uv10_channels: str
+    coarsen: int = 1
 
 
 def read_settings(config: dict[str, Any]) -> Settings:
@@ -229,6 +234,11 @@ def read_settings(config: dict[str, Any]) -> Settings:
             f"data.uv10_channels = {uv10!r}: use 'uv' (u10 and v10 as two channels) or 'speed' (one channel)."
         )
     root = config.get("root", DEFAULTS["root"])
+    coarsen = _positive_int(config, "coarsen")
+    if GRID_SHAPE[0] % coarsen or GRID_SHAPE[1] % coarsen:
+        raise ConfigError(
+            f"data.coarsen = {coarsen} must divide the {GRID_SHAPE[0]} x {GRID_SHAPE[1]} grid: use 1, 2, 4, 8, 16 or 32."
+        )
     return Settings(
         root=str(root) if root not in (None, "") else None,
         t_in=_positive_int(config, "t_in"),
@@ -238,6 +248,7 @@ def read_settings(config: dict[str, Any]) -> Settings:
         sample_stride=_positive_int(config, "sample_stride"),
         level=level,
         uv10_channels=uv10,
+        coarsen=coarsen,
     )
 
 
@@ -477,6 +488,15 @@ def _windows(split: _Split, name: str, settings: Settings, grid_dir: Path) -> np
     return starts
 
 
+def coarsen_grid(frames: np.ndarray, factor: int) -> np.ndarray:
+    """Mean over `factor x factor` blocks of the last two axes of `(N, C, H, W)` frames."""
+    if factor == 1:
+        return frames
+    n, c, h, w = frames.shape
+    blocks = frames.reshape(n, c, h // factor, factor, w // factor, factor)
+    return blocks.mean(axis=(3, 5), dtype=np.float64).astype(np.float32)
+
+
 def load_from_grid_folder(grid_dir: Path, task: str, settings: Settings, name: str) -> ForecastData:
     """Load task `task` from a `5.625deg` folder; splits normalized with training statistics."""
     names = TASK_VARIABLES[task]
@@ -495,6 +515,7 @@ def load_from_grid_folder(grid_dir: Path, task: str, settings: Settings, name: s
         loaded = _load_split(reader, names, split, settings)
         if task == "uv10" and settings.uv10_channels == "speed":
             loaded.frames = np.hypot(loaded.frames[:, :1], loaded.frames[:, 1:])
+        loaded.frames = coarsen_grid(loaded.frames, settings.coarsen)
         starts = _windows(loaded, split, settings, grid_dir)
         if normalizer is None:
             normalizer = fit_normalizer(loaded.frames)
@@ -519,6 +540,7 @@ def load_from_grid_folder(grid_dir: Path, task: str, settings: Settings, name: s
         "frame_interval": settings.frame_interval,
         "frame_hours": step_hours * settings.frame_interval,
         "sample_stride": settings.sample_stride,
+        "coarsen": settings.coarsen,
         "frames": {split: len(splits[split].frames) for split in SPLITS},
     }
     return ForecastData(
@@ -526,11 +548,12 @@ def load_from_grid_folder(grid_dir: Path, task: str, settings: Settings, name: s
         train=datasets["train"],
         val=datasets["val"],
         test=datasets["test"],
-        shape=DataShape(settings.t_in, settings.t_out, len(channel_names), *GRID_SHAPE),
+        shape=DataShape(settings.t_in, settings.t_out, len(channel_names),
+                        GRID_SHAPE[0] // settings.coarsen, GRID_SHAPE[1] // settings.coarsen),
         normalizer=normalizer,
         channel_names=channel_names,
         units=units,
-        lat=reader.lat.copy(),
+        lat=reader.lat.reshape(-1, settings.coarsen).mean(axis=1),
         info=info,
     )
 
