@@ -208,7 +208,8 @@ def models(
     key = ",".join(str(v) for v in (data_shape.t_in, *data_shape[2:]))
     rich_table = RichTable(title=f"Registered models at shape {shape} ({profile} profile)")
     for column in ("name", "family", "paper name", "parameters", "reference"):
-        rich_table.add_column(column, justify="right" if column in ("parameters", "reference") else "left")
+        rich_table.add_column(column, justify="right" if column in ("parameters", "reference") else "left",
+                              no_wrap=True)
     rich_table.add_column("summary", no_wrap=True, overflow="ellipsis", max_width=60)
     for name in list_models():
         spec = get_model_spec(name)
