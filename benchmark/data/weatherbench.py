@@ -237,7 +237,8 @@ def read_settings(config: dict[str, Any]) -> Settings:
     coarsen = _positive_int(config, "coarsen")
     if GRID_SHAPE[0] % coarsen or GRID_SHAPE[1] % coarsen:
         raise ConfigError(
-            f"data.coarsen = {coarsen} must divide the {GRID_SHAPE[0]} x {GRID_SHAPE[1]} grid: use 1, 2, 4, 8, 16 or 32."
+            f"data.coarsen = {coarsen} must divide the {GRID_SHAPE[0]} x {GRID_SHAPE[1]} grid: "
+            "use 1, 2, 4, 8, 16 or 32."
         )
     return Settings(
         root=str(root) if root not in (None, "") else None,
