@@ -84,16 +84,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.recurrent import (
-    autoregressive_rollout,
+    ScheduledSamplingForecaster,
     check_patch_size,
     check_positive_ints,
-    patchify,
-    scheduled_sampling_eta,
-    scheduled_sampling_mask,
-    unpatchify,
 )
 from benchmark.errors import ConfigError
-from benchmark.model_api import ForecastModel
 from benchmark.registry import register_model
 from benchmark.shapes import DataShape
 
@@ -181,7 +176,7 @@ class E3DState(NamedTuple):
     memory: torch.Tensor
 
 
-class E3DLSTM(ForecastModel):
+class E3DLSTM(ScheduledSamplingForecaster):
     """Stacked Eidetic 3D LSTM cells over space-to-depth patches, with scheduled sampling in training."""
 
     def __init__(
@@ -246,45 +241,6 @@ class E3DLSTM(ForecastModel):
             inp = h
         next_frame = self.readout(inp).squeeze(2)
         return next_frame, E3DState(frames[1:], hidden, cells, m)
-
-    def generate(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, truth_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """All `T_in + T_out - 1` generated frames `(B, T_in + T_out - 1, C, H, W)`.
-
-        Without `y` every future input is the model's own output (evaluation). With `y`, the
-        future input at step `t` is `y`'s frame where `truth_mask[:, t]` is True
-        (see `baselines.recurrent.autoregressive_rollout`).
-        """
-        p = self.patch_size
-        frames = x if y is None else torch.cat([x, y], dim=1)
-        n_steps = x.shape[1] + self.shape.t_out - 1
-        out, _ = autoregressive_rollout(self._step, None, patchify(frames, p), n_steps, truth_mask)
-        return unpatchify(out, p)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Forecast `(B, T_in, C, H, W) -> (B, T_out, C, H, W)` from the inputs alone."""
-        return self.generate(x)[:, -self.shape.t_out :]
-
-    def sampling_eta(self, step: int) -> float:
-        """Scheduled-sampling probability of feeding the ground truth at optimizer step `step`."""
-        return scheduled_sampling_eta(step, self.sampling_start_value, self.sampling_changing_rate)
-
-    def training_loss(
-        self, x: torch.Tensor, y: torch.Tensor, step: int
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """MSE over all generated frames, with scheduled sampling of the future inputs."""
-        eta = self.sampling_eta(step)
-        mask = scheduled_sampling_mask(x.shape[0], x.shape[1], y.shape[1], eta, device=x.device)
-        pred = self.generate(x, y, mask)
-        target = torch.cat([x, y], dim=1)[:, 1:]
-        loss = F.mse_loss(pred, target)
-        future_mse = F.mse_loss(pred[:, -y.shape[1] :].detach(), y)
-        return loss, {
-            "mse": loss.detach(),
-            "mse_future": future_mse,
-            "sampling_eta": torch.tensor(eta),
-        }
 
 
 @register_model(

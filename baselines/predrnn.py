@@ -49,24 +49,19 @@ Implementation notes:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from baselines.recurrent import (
-    autoregressive_rollout,
+    RecurrentForecaster,
+    ScheduledSamplingForecaster,
     check_filter_size,
     check_patch_size,
     check_positive_ints,
-    patchify,
-    scheduled_sampling_eta,
-    scheduled_sampling_mask,
-    unpatchify,
 )
 from benchmark.errors import ConfigError
-from benchmark.model_api import ForecastModel
 from benchmark.registry import register_model
 from benchmark.shapes import DataShape
 
@@ -118,7 +113,7 @@ class SpatioTemporalLSTMCell(nn.Module):
         return h_new, c_new, m_new, delta_c, delta_m
 
 
-class STLSTMForecaster(ForecastModel):
+class STLSTMForecaster(RecurrentForecaster):
     """A stack of ST-LSTM cells over space-to-depth patches, decoded autoregressively.
 
     Shared by PredRNN and PredRNN-v2, which differ only in their training objective.
@@ -165,37 +160,8 @@ class STLSTMForecaster(ForecastModel):
         next_frame, state, _ = self.advance(frame, state)
         return next_frame, state
 
-    def rollout(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor | None,
-        truth_mask: torch.Tensor | None,
-        step_fn: Callable[[torch.Tensor, StackState | None], tuple[torch.Tensor, StackState]],
-    ) -> torch.Tensor:
-        """Run `step_fn` over `T_in + T_out - 1` steps on patched frames; return unpatched outputs."""
-        p = self.patch_size
-        frames = x if y is None else torch.cat([x, y], dim=1)
-        n_steps = x.shape[1] + self.shape.t_out - 1
-        out, _ = autoregressive_rollout(step_fn, None, patchify(frames, p), n_steps, truth_mask)
-        return unpatchify(out, p)
 
-    def generate(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, truth_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """All `T_in + T_out - 1` generated frames `(B, T_in + T_out - 1, C, H, W)`.
-
-        Without `y` every future input is the model's own output (evaluation). With `y`, the input
-        at step `t` is the ground truth where `truth_mask[:, t]` is True
-        (see `baselines.recurrent.autoregressive_rollout`).
-        """
-        return self.rollout(x, y, truth_mask, self._step)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Forecast `(B, T_in, C, H, W) -> (B, T_out, C, H, W)` from the inputs alone."""
-        return self.generate(x)[:, -self.shape.t_out :]
-
-
-class PredRNN(STLSTMForecaster):
+class PredRNN(STLSTMForecaster, ScheduledSamplingForecaster):
     """PredRNN: ST-LSTM stack trained with scheduled sampling on the future inputs."""
 
     def __init__(
@@ -210,26 +176,6 @@ class PredRNN(STLSTMForecaster):
         super().__init__(shape, patch_size, num_hidden, filter_size)
         self.sampling_start_value = sampling_start_value
         self.sampling_changing_rate = sampling_changing_rate
-
-    def sampling_eta(self, step: int) -> float:
-        """Scheduled-sampling probability of feeding the ground truth at optimizer step `step`."""
-        return scheduled_sampling_eta(step, self.sampling_start_value, self.sampling_changing_rate)
-
-    def training_loss(
-        self, x: torch.Tensor, y: torch.Tensor, step: int
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """MSE over all generated frames, with scheduled sampling of the future inputs."""
-        eta = self.sampling_eta(step)
-        mask = scheduled_sampling_mask(x.shape[0], x.shape[1], y.shape[1], eta, device=x.device)
-        pred = self.generate(x, y, mask)
-        target = torch.cat([x, y], dim=1)[:, 1:]
-        loss = F.mse_loss(pred, target)
-        future_mse = F.mse_loss(pred[:, -y.shape[1] :].detach(), y)
-        return loss, {
-            "mse": loss.detach(),
-            "mse_future": future_mse,
-            "sampling_eta": torch.tensor(eta),
-        }
 
 
 def check_stlstm_settings(model_name: str, shape: DataShape, patch_size: int, num_hidden, filter_size) -> list[int]:

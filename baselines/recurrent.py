@@ -12,7 +12,10 @@ model file only has to describe its cell:
   (`scheduled_sampling_eta`, `scheduled_sampling_mask`);
 - **the autoregressive rollout** over `T_in + T_out - 1` steps that mixes truth and own outputs
   according to a boolean mask (`autoregressive_rollout`). A model supplies one function that
-  advances its cells by one frame; the rollout knows nothing of the cells.
+  advances its cells by one frame; the rollout knows nothing of the cells;
+- **the model surface** built on those: `RecurrentForecaster` (`generate`, `forward`) and
+  `ScheduledSamplingForecaster` (`sampling_eta`, `training_loss`), so a model file holds its cell,
+  its stack and its `_step`, and nothing else.
 
 The mask is a per-step choice for each sample, shape `(B, steps)` (one Bernoulli draw decides
 for a whole frame, as in the original PredRNN and OpenSTL code); the rollout also accepts a
@@ -31,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.errors import ConfigError
+from benchmark.model_api import ForecastModel
 from benchmark.shapes import DataShape
 
 StepFn = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
@@ -213,3 +217,62 @@ def check_filter_size(model_name: str, filter_size: int, published: int = 5) -> 
             f"Model {model_name!r}: filter_size must be a positive odd integer (so 'same' padding keeps "
             f"the frame size), got {filter_size!r}. The published value is {published}."
         )
+
+
+class RecurrentForecaster(ForecastModel):
+    """Base of the recurrent baselines: patch the frames, roll a one-frame step over time, unpatch.
+
+    A subclass sets `shape` (its `DataShape`) and `patch_size`, and implements
+    `_step(frame, state) -> (next_frame, state)` on patched frames (state `None` at the start).
+    """
+
+    shape: DataShape
+    patch_size: int
+
+    def rollout(
+        self, x: torch.Tensor, y: torch.Tensor | None, truth_mask: torch.Tensor | None, step_fn: StepFn
+    ) -> torch.Tensor:
+        """Run `step_fn` over `T_in + T_out - 1` steps on patched frames; return unpatched outputs."""
+        p = self.patch_size
+        frames = x if y is None else torch.cat([x, y], dim=1)
+        n_steps = x.shape[1] + self.shape.t_out - 1
+        out, _ = autoregressive_rollout(step_fn, None, patchify(frames, p), n_steps, truth_mask)
+        return unpatchify(out, p)
+
+    def generate(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, truth_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """All `T_in + T_out - 1` generated frames `(B, T_in + T_out - 1, C, H, W)`.
+
+        Without `y` every future input is the model's own output (evaluation). With `y`, the input
+        at step `t` is the ground truth where `truth_mask[:, t]` is True (see `autoregressive_rollout`).
+        """
+        return self.rollout(x, y, truth_mask, self._step)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Forecast `(B, T_in, C, H, W) -> (B, T_out, C, H, W)` from the inputs alone."""
+        return self.generate(x)[:, -self.shape.t_out :]
+
+
+class ScheduledSamplingForecaster(RecurrentForecaster):
+    """A recurrent forecaster trained with scheduled sampling on its future inputs (ConvLSTM,
+    PredRNN, E3D-LSTM). A subclass sets `sampling_start_value` and `sampling_changing_rate`."""
+
+    sampling_start_value: float
+    sampling_changing_rate: float
+
+    def sampling_eta(self, step: int) -> float:
+        """Scheduled-sampling probability of feeding the ground truth at optimizer step `step`."""
+        return scheduled_sampling_eta(step, self.sampling_start_value, self.sampling_changing_rate)
+
+    def training_loss(
+        self, x: torch.Tensor, y: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """MSE over all generated frames, with scheduled sampling of the future inputs."""
+        eta = self.sampling_eta(step)
+        mask = scheduled_sampling_mask(x.shape[0], x.shape[1], y.shape[1], eta, device=x.device)
+        pred = self.generate(x, y, mask)
+        target = torch.cat([x, y], dim=1)[:, 1:]
+        loss = F.mse_loss(pred, target)
+        future_mse = F.mse_loss(pred[:, -y.shape[1] :].detach(), y)
+        return loss, {"mse": loss.detach(), "mse_future": future_mse, "sampling_eta": torch.tensor(eta)}
