@@ -44,6 +44,7 @@ from baselines.recurrent import (
     ScheduledSamplingForecaster,
     check_patch_size,
     check_positive_ints,
+    check_sampling_schedule,
 )
 from benchmark.errors import ConfigError
 from benchmark.registry import register_model
@@ -134,9 +135,5 @@ def build_convlstm(
             f"Model 'convlstm': filter_size must be a positive odd integer (so 'same' padding keeps "
             f"the frame size), got {filter_size}. The published value is 5."
         )
-    if not 0.0 <= sampling_start_value <= 1.0 or sampling_changing_rate < 0:
-        raise ConfigError(
-            "Model 'convlstm': sampling_start_value must lie in [0, 1] and sampling_changing_rate must "
-            f"be >= 0, got {sampling_start_value} and {sampling_changing_rate}."
-        )
+    check_sampling_schedule("convlstm", sampling_start_value, sampling_changing_rate)
     return ConvLSTM(shape, patch_size, hidden, filter_size, sampling_start_value, sampling_changing_rate)

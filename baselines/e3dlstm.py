@@ -87,6 +87,7 @@ from baselines.recurrent import (
     ScheduledSamplingForecaster,
     check_patch_size,
     check_positive_ints,
+    check_sampling_schedule,
 )
 from benchmark.errors import ConfigError
 from benchmark.registry import register_model
@@ -289,9 +290,5 @@ def build_e3dlstm(
             f"Model {name!r}: tau (how many past cell states the recall attends over) must be a positive "
             f"integer, or null for all of them (the published setting), got {tau!r}."
         )
-    if not 0.0 <= sampling_start_value <= 1.0 or sampling_changing_rate < 0:
-        raise ConfigError(
-            f"Model {name!r}: sampling_start_value must lie in [0, 1] and sampling_changing_rate must "
-            f"be >= 0, got {sampling_start_value} and {sampling_changing_rate}."
-        )
+    check_sampling_schedule(name, sampling_start_value, sampling_changing_rate)
     return E3DLSTM(shape, patch_size, hidden, kernel, window, tau, sampling_start_value, sampling_changing_rate)

@@ -60,6 +60,7 @@ from baselines.recurrent import (
     check_filter_size,
     check_patch_size,
     check_positive_ints,
+    check_sampling_schedule,
 )
 from benchmark.errors import ConfigError
 from benchmark.registry import register_model
@@ -209,9 +210,5 @@ def build_predrnn(
 ) -> PredRNN:
     """PredRNN (Wang et al., 2017): stacked ST-LSTM cells, zig-zag memory, scheduled sampling, patch 2."""
     hidden = check_stlstm_settings("predrnn", shape, patch_size, num_hidden, filter_size)
-    if not 0.0 <= sampling_start_value <= 1.0 or sampling_changing_rate < 0:
-        raise ConfigError(
-            "Model 'predrnn': sampling_start_value must lie in [0, 1] and sampling_changing_rate must "
-            f"be >= 0, got {sampling_start_value} and {sampling_changing_rate}."
-        )
+    check_sampling_schedule("predrnn", sampling_start_value, sampling_changing_rate)
     return PredRNN(shape, patch_size, hidden, filter_size, sampling_start_value, sampling_changing_rate)

@@ -149,6 +149,15 @@ def _broadcast_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return mask.reshape(mask.shape + (1,) * (like.dim() - mask.dim()))
 
 
+def check_sampling_schedule(model_name: str, start_value: float, changing_rate: float) -> None:
+    """Raise a `ConfigError` unless the scheduled-sampling start lies in [0, 1] and its rate is >= 0."""
+    if not 0.0 <= start_value <= 1.0 or changing_rate < 0:
+        raise ConfigError(
+            f"Model {model_name!r}: sampling_start_value must lie in [0, 1] and sampling_changing_rate must "
+            f"be >= 0, got {start_value} and {changing_rate}."
+        )
+
+
 def check_positive_ints(model_name: str, name: str, values: Sequence[int] | int) -> list[int]:
     """Return `values` as a list of positive ints, or raise a `ConfigError` that names them."""
     items = [values] if isinstance(values, int) else list(values)
