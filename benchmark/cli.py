@@ -54,11 +54,6 @@ def _int_list(text: str | None, what: str) -> list[int]:
         raise BenchError(f"{what} must be comma-separated integers such as 1,10,20 (got {text!r}).") from None
 
 
-class Launcher(str, Enum):
-    local = "local"
-    slurm = "slurm"
-
-
 class TableFormat(str, Enum):
     csv = "csv"
     latex = "latex"
