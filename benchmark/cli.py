@@ -116,7 +116,7 @@ def run(
         where = f"[{index + 1}/{len(configs)}] {config.model} on {config.dataset} (seed {config.seed})"
         if kind == "start":
             console.print(f"[bold cyan]>[/] {where} ...")
-        elif kind == "done":
+        elif kind == "done" and payload:  # (an empty record: a non-first DDP process, which stores nothing)
             test = payload["test"]["normalized"]
             console.print(f"[green]✓[/] {where}: test MSE {test['mse']:.4g}, SSIM {test['ssim']:.4f} "
                           f"(normalized), trained in {payload['cost']['train_seconds']:.1f} s")

@@ -127,6 +127,8 @@ def execute_run(
         outcome = fit(model, data, config, run_dir, progress=progress)
     else:
         outcome = FitOutcome(None, None, None, 0.0, 0, 0, {})
+    if not outcome.is_global_zero:  # in a DDP run, only the first process scores and records
+        return {}
     device = "cuda" if torch.cuda.is_available() and config.train["accelerator"] in ("auto", "gpu", "cuda") else "cpu"
     model.to(device)
     loader = ForecastDataModule(data, int(config.train["batch_size"])).test_dataloader()

@@ -175,6 +175,7 @@ class FitOutcome:
     optimizer_steps: int
     eval_at: dict[str, Any] = field(default_factory=dict)
     resumed_from: str | None = None
+    is_global_zero: bool = True  # False in the other processes of a multi-process (DDP) run
 
 
 def fit(
@@ -249,4 +250,5 @@ def fit(
         optimizer_steps=int(trainer.global_step),
         eval_at=dict(eval_at.results),
         resumed_from=resume,
+        is_global_zero=trainer.is_global_zero,
     )
