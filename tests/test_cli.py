@@ -122,3 +122,18 @@ def test_bench_help_and_a_real_run_in_a_subprocess(tmp_path):
     assert ran.returncode == 0, ran.stderr
     record = json.loads(next((tmp_path / "results").glob("*/record.json")).read_text())
     assert record["config"]["model"] == "persistence" and record["status"] == "finished"
+
+
+def test_two_process_ddp_run_on_cpu_writes_one_record(tmp_path):
+    env = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
+    ran = subprocess.run(
+        [sys.executable, "-m", "benchmark", "run", "--models", "simvp", "--profile", "smoke", "--no-progress",
+         "--set", "train.devices=2", "--set", "train.strategy=ddp", "--set", "train.accelerator=cpu",
+         "--results", str(tmp_path / "results")],
+        capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    records = list((tmp_path / "results").glob("*/record.json"))
+    assert len(records) == 1
+    record = json.loads(records[0].read_text())
+    assert record["status"] == "finished" and record["config"]["train"]["devices"] == 2
