@@ -15,6 +15,8 @@ from baselines.recurrent import (
 from benchmark.errors import ConfigError
 from benchmark.model_api import count_parameters
 from benchmark.registry import create_model, get_model_spec, list_models
+from tests.model_checks import adam_losses
+from tests.model_checks import random_batch as _data
 
 # Small widths so every test runs in well under a second or two on one CPU core.
 SMALL = {
@@ -23,11 +25,6 @@ SMALL = {
     "simvp": {"hid_S": 4, "hid_T": 8, "N_T": 2, "groups": 2, "incep_ker": (3, 5)},
 }
 FRAMES = [(32, 64), (64, 64), (120, 160)]
-
-
-def _data(t_in, t_out, c, h, w, batch=2, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, t_in, c, h, w, generator=gen), torch.randn(batch, t_out, c, h, w, generator=gen)
 
 
 def test_models_are_registered():
@@ -72,14 +69,7 @@ def test_convlstm_overfits_one_batch():
     torch.manual_seed(0)
     model = create_model("convlstm", (3, 2, 1, 16, 16), num_hidden=(8, 8), filter_size=3)
     x, y = _data(3, 2, 1, 16, 16)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for step in range(150):
-        loss, _ = model.training_loss(x, y, step)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = adam_losses(model, x, y, 150)
     assert losses[-1] < losses[0] / 10
 
 

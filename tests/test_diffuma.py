@@ -15,6 +15,7 @@ from benchmark.registry import create_model, get_model_spec
 from models.diffuma.diffusion import FrameDiT, add_noise, linear_beta_schedule, timestep_embedding
 from models.diffuma.mamba import BiMambaBlock, mamba_ssm_available, selective_scan_unit
 from models.diffuma.model import auto_downsample, level_widths
+from tests.model_checks import random_batch as _data
 
 VARIANTS = ["diffuma", "diffuma-mamba", "diffuma-randcond"]
 # Tiny widths so a forward pass takes milliseconds; the backend is left on "auto" on purpose.
@@ -36,11 +37,6 @@ MAMBA_STATE_DICT_KEYS = [
     "D",
     "out_proj.weight",
 ]
-
-
-def _data(t_in, t_out, c, h, w, batch=2, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, t_in, c, h, w, generator=gen), torch.randn(batch, t_out, c, h, w, generator=gen)
 
 
 def _build(name, shape, seed=0, **overrides):

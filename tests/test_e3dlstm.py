@@ -13,6 +13,8 @@ from baselines.recurrent import patchify, scheduled_sampling_mask
 from benchmark.errors import ConfigError
 from benchmark.model_api import count_parameters
 from benchmark.registry import create_model, get_model_spec
+from tests.model_checks import adam_losses
+from tests.model_checks import random_batch as _data
 
 # Tiny widths so the whole file runs in seconds on one CPU core.
 TINY = {"num_hidden": (4, 4), "filter_size": (2, 3, 3), "tau": 2}
@@ -26,11 +28,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def _data(t_in, t_out, c, h, w, batch=2, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, t_in, c, h, w, generator=gen), torch.randn(batch, t_out, c, h, w, generator=gen)
 
 
 def _tiny(shape, seed=0, **overrides):
@@ -82,14 +79,7 @@ def test_one_gradient_step_changes_every_parameter(t_in, t_out):
 def test_overfits_one_batch():
     model = _tiny((3, 2, 1, 8, 8), num_hidden=(8,))
     x, y = _data(3, 2, 1, 8, 8)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for step in range(100):  # about 40 steps reach a tenth of the first loss
-        loss, _ = model.training_loss(x, y, step)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = adam_losses(model, x, y, 100)  # about 40 steps reach a tenth of the first loss
     assert min(losses[-10:]) < losses[0] / 10
 
 

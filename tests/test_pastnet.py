@@ -13,6 +13,8 @@ from baselines.pastnet import VectorQuantizerEMA
 from benchmark.errors import ConfigError
 from benchmark.model_api import count_parameters
 from benchmark.registry import create_model, get_model_spec
+from tests.model_checks import adam_losses
+from tests.model_checks import random_batch as _data
 
 # Tiny widths so every test runs in a fraction of a second on one CPU core.
 TINY = {
@@ -39,11 +41,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def _data(t_in, t_out, c, h, w, batch=2, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, t_in, c, h, w, generator=gen), torch.randn(batch, t_out, c, h, w, generator=gen)
 
 
 def test_registered_with_json_plain_defaults():
@@ -89,14 +86,7 @@ def test_overfits_one_batch():
     torch.manual_seed(0)
     model = create_model("pastnet", (3, 2, 1, 16, 16), fpg_patch=4, **TINY)
     x, y = _data(3, 2, 1, 16, 16)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for step in range(120):
-        loss, _ = model.training_loss(x, y, step)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = adam_losses(model, x, y, 120)
     assert losses[-1] < losses[0] / 10
 
 

@@ -15,6 +15,8 @@ from baselines.recurrent import reverse_scheduled_sampling_etas, reverse_schedul
 from benchmark.errors import ConfigError
 from benchmark.model_api import count_parameters
 from benchmark.registry import create_model, get_model_spec
+from tests.model_checks import adam_losses
+from tests.model_checks import random_batch as _data
 
 NAMES = ["predrnn", "predrnn-v2"]
 SMALL = {"num_hidden": (4, 4), "filter_size": 3}
@@ -28,11 +30,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def _data(t_in, t_out, c, h, w, batch=2, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, t_in, c, h, w, generator=gen), torch.randn(batch, t_out, c, h, w, generator=gen)
 
 
 def _model(name, shape, seed=0, **hp):
@@ -90,14 +87,7 @@ def test_one_gradient_step_changes_every_parameter(name, t_in, t_out):
 def test_predrnn_overfits_one_batch():
     model = _model("predrnn", (3, 2, 1, 16, 16), num_hidden=(8, 8))
     x, y = _data(3, 2, 1, 16, 16)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for step in range(100):
-        loss, _ = model.training_loss(x, y, step)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = adam_losses(model, x, y, 100)
     assert losses[-1] < losses[0] / 10
 
 
