@@ -6,17 +6,16 @@ answers at once.
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table as RichTable
 
+from benchmark.cli_common import console, error_console, friendly_errors
+from benchmark.cli_data import data_app
 from benchmark.errors import BenchError
 
 app = typer.Typer(
@@ -26,23 +25,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-error_console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def friendly_errors(command: F) -> F:
-    """Print a `BenchError` as one red paragraph (no traceback) and exit with status 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except BenchError as error:
-            error_console.print(f"[bold red]Error:[/] {error}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=2) from None
-
-    return wrapper  # type: ignore[return-value]
+app.add_typer(data_app, name="data")
 
 
 def _int_list(text: str | None, what: str) -> list[int]:
@@ -81,13 +64,16 @@ def run(
     set_: list[str] = typer.Option([], "--set", help="Override any key: section.key=value (train/data/model)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print every run's resolved config and stop."),
     progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Per-epoch progress bars."),
+    jobs: int | None = typer.Option(None, "--jobs", "-j",
+                                    help="Runs at once, each in its own process (default: 1 with CUDA, "
+                                         "else one per CPU core)."),
 ) -> None:
     """Train and evaluate models on a dataset; finished runs are skipped, broken ones resumed."""
     import json
 
     from benchmark.config import parse_overrides
     from benchmark.records import is_finished
-    from benchmark.runner import plan_runs, run_sweep
+    from benchmark.runner import default_jobs, plan_runs, run_sweep
 
     overrides = parse_overrides(set_)
     if epochs is not None:
@@ -108,9 +94,11 @@ def run(
         console.print(f"All {len(configs)} runs are already finished in {results}/. Nothing to do "
                       "(`bench table` renders them).")
         return
+    jobs = default_jobs(len(pending)) if jobs is None else jobs
     console.print(f"{len(configs)} runs planned, {len(configs) - len(pending)} already finished, "
-                  f"{len(pending)} to run. Records go to {results}/.")
-    show_progress = sys.stdout.isatty() if progress is None else progress
+                  f"{len(pending)} to run{f', {jobs} at a time' if jobs > 1 else ''}. Records go to {results}/.")
+    # per-epoch bars of parallel runs would interleave: only the one-line events are shown then
+    show_progress = (sys.stdout.isatty() if progress is None else progress) and jobs == 1
 
     def on_event(kind: str, index: int, config: Any, payload: Any) -> None:
         where = f"[{index + 1}/{len(configs)}] {config.model} on {config.dataset} (seed {config.seed})"
@@ -123,7 +111,7 @@ def run(
         elif kind == "fail":
             error_console.print(f"[red]✗[/] {where} failed: {payload}", highlight=False)
 
-    report = run_sweep(configs, results, progress=show_progress, on_event=on_event)
+    report = run_sweep(configs, results, progress=show_progress, on_event=on_event, jobs=jobs)
     console.print(f"Finished {len(report.finished)}, skipped {len(report.skipped)} (already done), "
                   f"failed {len(report.failed)}.")
     if report.failed:
@@ -138,14 +126,26 @@ def table(
     format_: TableFormat = typer.Option(TableFormat.all, "--format", "-f", help="Output format."),
     space: Space = typer.Option(Space.normalized, "--space", help="Metrics in normalized or physical units."),
     metrics: str = typer.Option("mse,mae,ssim", "--metrics", help="Comma-separated: mse,mae,rmse,ssim,psnr,lat_rmse."),
-    profile: str | None = typer.Option(None, "--profile", help="Only runs of this profile."),
+    profile: str | None = typer.Option(None, "--profile",
+                                       help="Only runs of this profile (with --datasets: whose data settings; "
+                                            "default paper)."),
     epoch_sweep: bool = typer.Option(False, "--epoch-sweep", help="The epoch-sweep table (runs with --eval-at)."),
     length_sweep: bool = typer.Option(False, "--length-sweep", help="The prediction-length sweep table."),
+    datasets_: bool = typer.Option(False, "--datasets",
+                                   help="Table 1: the datasets as loaded (counts, shapes) beside the paper's."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d",
+                                       help="With --datasets: which datasets (default: weatherbench, chdl "
+                                            "and their generated stand-ins)."),
+    data_root: Path | None = typer.Option(None, "--data-root", help="With --datasets: override data.root."),
 ) -> None:
-    """Render the paper's tables from the stored run records."""
+    """Render the paper's tables from the stored run records (Table 1 from the data itself)."""
     from benchmark import tables
     from benchmark.records import load_records, records_to_frame
 
+    formats = tables.FORMATS if format_ is TableFormat.all else (format_.value,)
+    if datasets_:
+        _dataset_table(dataset, profile or "paper", data_root, out, formats)
+        return
     if not results.is_dir():
         raise BenchError(f"There is no results folder {results}/. Run `bench run` first, or pass --results DIR.")
     frame = records_to_frame(load_records(results))
@@ -162,10 +162,26 @@ def table(
     if built.empty:
         what = "--eval-at scores (run with --eval-at 1,5,10)" if epoch_sweep else "matching runs"
         raise BenchError(f"No {what} in {results}/ for this table.")
-    formats = tables.FORMATS if format_ is TableFormat.all else (format_.value,)
     written = tables.render(built, out, formats, suffix=f"_{space.value}")
     _print_table(built)
     for path in written:
+        console.print(f"wrote {path}")
+
+
+def _dataset_table(selection: str | None, profile: str, data_root: Path | None, out: Path,
+                   formats: tuple[str, ...]) -> None:
+    from benchmark.dataset_table import DEFAULT_SELECTION, dataset_table, render_dataset_table
+
+    overrides = {"data": {"root": str(data_root)}} if data_root is not None else None
+    with console.status("loading the datasets ..."):
+        frame = dataset_table(selection or DEFAULT_SELECTION, profile, overrides)
+    rich_table = RichTable(title=f"Datasets ({profile} profile) beside the paper's Table 1")
+    for column in frame.columns:
+        rich_table.add_column(column, overflow="fold", max_width=48 if column == "note" else None)
+    for row in frame.astype(str).itertuples(index=False):
+        rich_table.add_row(*row)
+    console.print(rich_table)
+    for path in render_dataset_table(frame, out, formats, profile):
         console.print(f"wrote {path}")
 
 
@@ -231,17 +247,19 @@ def profile(
     repeats: int = typer.Option(3, "--repeats", help="Timed repetitions (the median is reported)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     out: Path = typer.Option(Path("tables"), "--out", help="Folder for profile.csv."),
+    set_: list[str] = typer.Option([], "--set", help="Override a model setting: model.key=value."),
 ) -> None:
     """Measure parameters, FLOPs, step time, throughput and peak memory of each model."""
     import pandas as pd
 
-    from benchmark.config import resolve_run
+    from benchmark.config import parse_overrides, resolve_run
     from benchmark.profiling import profile_model
     from benchmark.registry import resolve_model_names
     from benchmark.shapes import DataShape
 
     data_shape = DataShape.parse(shape)
-    overrides = {"data": {"t_in": data_shape.t_in, "t_out": data_shape.t_out}}
+    overrides = parse_overrides(set_)
+    overrides.setdefault("data", {}).update(t_in=data_shape.t_in, t_out=data_shape.t_out)
     rows = []
     for name in resolve_model_names(models_):
         config = resolve_run(profile_name, name, dataset, 0, overrides)

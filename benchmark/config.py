@@ -28,6 +28,7 @@ from benchmark.errors import ConfigError, UnknownNameError
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 SECTIONS = ("train", "data", "model")
+PROFILE_KEYS = ("train", "data", "datasets", "models")
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 50,
@@ -143,7 +144,11 @@ def load_profile(name_or_path: str) -> dict[str, Any]:
         raise ConfigError(f"The profile {path} is not valid YAML: {error}") from None
     if not isinstance(profile, dict):
         raise ConfigError(f"The profile {path} must be a YAML mapping with train/data/datasets/models keys.")
-    return profile
+    unknown = sorted(str(k) for k in profile if k not in PROFILE_KEYS and not str(k).startswith("x-"))
+    if unknown:
+        raise ConfigError(f"The profile {path} has unknown top-level key(s) {', '.join(unknown)}; a profile holds "
+                          f"{', '.join(PROFILE_KEYS)} (and `x-...` keys for YAML anchors only).")
+    return {k: v for k, v in profile.items() if k in PROFILE_KEYS}
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -174,38 +174,129 @@ class SweepReport:
     failed: dict[str, str]
 
 
+def default_jobs(pending: int) -> int:
+    """How many runs to execute at once when `--jobs` is not given.
+
+    One on a CUDA machine (the runs share the GPU) or in a multi-process (DDP) run; on a CPU-only
+    machine one run per core (up to the number of pending runs), each with `cores // jobs` threads:
+    the small models of the `smoke` and `quick` profiles use one core far better than two.
+    """
+    if torch.cuda.is_available():
+        return 1
+    return max(1, min(pending, os.cpu_count() or 1))
+
+
+def _check_jobs(jobs: int, configs: list[RunConfig]) -> None:
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1 (got {jobs}); leave it out to pick one run per CPU core.")
+    if jobs > 1 and any(int(c.train["devices"]) > 1 or int(c.train["num_nodes"]) > 1 for c in configs):
+        raise ConfigError("Parallel runs (--jobs > 1) cannot be combined with multi-device training "
+                          "(train.devices or train.num_nodes > 1); use --jobs 1.")
+
+
+_worker_cache: DataCache | None = None
+
+
+def _start_worker(threads: int) -> None:
+    global _worker_cache
+    torch.set_num_threads(threads)
+    _worker_cache = DataCache()
+
+
+def _execute_in_worker(config: RunConfig, results_dir: Path) -> dict[str, Any]:
+    return _execute_and_keep_errors(config, results_dir, False, _worker_cache or DataCache())
+
+
+class _RunFailed(Exception):
+    """A run that broke for a reason specific to it (kept in its error.json); the sweep goes on."""
+
+
+def _execute_and_keep_errors(
+    config: RunConfig, results_dir: Path, progress: bool, cache: DataCache
+) -> dict[str, Any]:
+    try:
+        return execute_run(config, results_dir, progress=progress, data_cache=cache)
+    except (DataError, ConfigError, UnknownNameError):
+        raise  # the data or the configuration is wrong for every run: stop and say so
+    except Exception as error:  # a run that breaks does not stop the others; its reason is kept
+        message = str(error) if isinstance(error, BenchError) else f"{type(error).__name__}: {error}"
+        write_json_atomic(Path(results_dir) / config.run_id / "error.json",
+                          {"error": message, "traceback": traceback.format_exc()})
+        raise _RunFailed(message) from None
+
+
 def run_sweep(
     configs: list[RunConfig],
     results_dir: Path,
     progress: bool = False,
     on_event: Callable[[str, int, RunConfig, Any], None] | None = None,
+    jobs: int = 1,
 ) -> SweepReport:
-    """Execute every unfinished run of `configs` in order; a failing run does not stop the others.
+    """Execute every unfinished run of `configs`; a failing run does not stop the others.
 
+    With `jobs > 1` that many runs execute at once, each in its own process with an equal share of
+    the CPU threads (records are written by each run atomically, so parallel runs never clash).
     `on_event(kind, index, config, payload)` is called with kind "skip", "start", "done" (payload:
     the record) or "fail" (payload: the error message) so that a front end can show progress.
     """
     notify = on_event or (lambda *args: None)
     report = SweepReport([], [], {})
-    cache = DataCache()
+    pending = []
     for index, config in enumerate(configs):
         if is_finished(results_dir, config.run_id):
             report.skipped.append(config.run_id)
             notify("skip", index, config, None)
-            continue
-        notify("start", index, config, None)
+        else:
+            pending.append((index, config))
+    _check_jobs(jobs, configs)
+
+    def settle(index: int, config: RunConfig, outcome: Callable[[], dict[str, Any]]) -> None:
         try:
-            record = execute_run(config, results_dir, progress=progress, data_cache=cache)
-        except (DataError, ConfigError, UnknownNameError):
-            raise  # the data or the configuration is wrong for every run: stop and say so
-        except Exception as error:  # a run that breaks does not stop the others; its reason is kept
-            message = str(error) if isinstance(error, BenchError) else f"{type(error).__name__}: {error}"
-            write_json_atomic(Path(results_dir) / config.run_id / "error.json",
-                              {"error": message, "traceback": traceback.format_exc()})
+            record = outcome()
+        except _RunFailed as failure:
+            report.failed[config.run_id] = str(failure)
+            notify("fail", index, config, str(failure))
         else:
             report.finished.append(config.run_id)
             notify("done", index, config, record)
-            continue
-        report.failed[config.run_id] = message
-        notify("fail", index, config, message)
+
+    if jobs == 1 or len(pending) <= 1:
+        cache = DataCache()
+        for index, config in pending:
+            notify("start", index, config, None)
+            settle(index, config, lambda c=config: _execute_and_keep_errors(c, results_dir, progress, cache))
+        return report
+    _run_parallel(pending, results_dir, jobs, notify, settle)
     return report
+
+
+def _run_parallel(pending: list[tuple[int, RunConfig]], results_dir: Path, jobs: int,
+                  notify: Callable[..., None], settle: Callable[..., None]) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    # Load (and, for generated datasets, write) each distinct dataset once here, so that the
+    # workers only read it and a data error stops the sweep before any run starts.
+    prepared: set[str] = set()
+    for _, config in pending:
+        key = json.dumps([config.dataset, config.data], sort_keys=True, default=str)
+        if key not in prepared:
+            load_dataset(config.dataset, config.data)
+            prepared.add(key)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    executor = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_start_worker, initargs=(threads,))
+    try:
+        queue = list(pending)
+        running: dict[Any, tuple[int, RunConfig]] = {}
+        while queue or running:
+            while queue and len(running) < jobs:
+                index, config = queue.pop(0)
+                notify("start", index, config, None)
+                running[executor.submit(_execute_in_worker, config, Path(results_dir))] = (index, config)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                index, config = running.pop(future)
+                settle(index, config, future.result)
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)

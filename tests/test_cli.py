@@ -89,10 +89,18 @@ def test_dry_run_prints_resolved_configs_and_trains_nothing(tmp_path):
 def test_run_then_table_then_nothing_to_do(tmp_path):
     results, tables = tmp_path / "results", tmp_path / "tables"
     args = ["run", "--models", "persistence,simvp", "--profile", "smoke", "--results", str(results)]
-    first = invoke(*args)
+    first = invoke(*args, "--jobs", "2")  # two worker processes
     assert first.exit_code == 0, first.output
-    assert "Finished 2" in first.output
+    assert "Finished 2" in first.output and "2 at a time" in first.output
     assert len(list(results.glob("*/record.json"))) == 2
+    # a run in a worker process gives the record a run in this process gives
+    from benchmark.records import read_record, record_path
+    from benchmark.runner import execute_run, plan_runs
+
+    config = plan_runs("simvp", "synthetic-weather", "smoke", [0])[0]
+    serial = execute_run(config, tmp_path / "serial")
+    parallel = read_record(record_path(results, config.run_id))
+    assert parallel["test"] == serial["test"]
     second = invoke(*args)
     assert second.exit_code == 0 and "All 2 runs are already finished" in second.output
     table = invoke("table", "--results", str(results), "--out", str(tables), "--format", "all")
@@ -137,3 +145,20 @@ def test_two_process_ddp_run_on_cpu_writes_one_record(tmp_path):
     assert len(records) == 1
     record = json.loads(records[0].read_text())
     assert record["status"] == "finished" and record["config"]["train"]["devices"] == 2
+
+
+def test_dataset_table_puts_loaded_counts_beside_the_papers(tmp_path):
+    out = tmp_path / "tables"
+    result = invoke("table", "--datasets", "--dataset", "synthetic-weather:t2m,weatherbench:t2m", "--profile",
+                    "smoke", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["datasets.csv", "datasets.md", "datasets.tex"]
+    import pandas as pd
+
+    frame = pd.read_csv(out / "datasets.csv").set_index("dataset")
+    generated = frame.loc["synthetic-weather:t2m"]
+    assert int(generated["train"]) > 0 and int(generated["paper train"]) == 2300
+    assert generated["(C, H, W)"] == "(1, 32, 64)" and "stand-in" in generated["note"]
+    missing = frame.loc["weatherbench:t2m"]  # no WeatherBench files here: a note instead of numbers
+    assert missing["train"] == "–" and "not loaded" in missing["note"] and int(missing["paper test"]) == 657
+    assert "\\toprule" in (out / "datasets.tex").read_text()

@@ -58,8 +58,21 @@ def test_shipped_profiles_resolve_for_every_model():
 
     for profile in ("smoke", "quick", "paper"):
         for model in list_models():
-            config = resolve_run(profile, model, "synthetic-weather:t2m", 0)
-            assert config.t_in >= 1 and config.t_out >= 1
+            for dataset in ("synthetic-weather:t2m", "weatherbench:uv10", "chdl", "synthetic-chdl"):
+                config = resolve_run(profile, model, dataset, 0)
+                assert config.t_in >= 1 and config.t_out >= 1
+    chdl = resolve_run("paper", "convlstm", "chdl", 0)
+    assert (chdl.t_in, chdl.t_out, chdl.model_args["patch_size"]) == (5, 1, 10)
+
+
+def test_a_profile_with_an_unknown_top_level_key_is_refused(tmp_path):
+    typo = tmp_path / "mine.yaml"
+    typo.write_text("train: {epochs: 2}\nmodel: {simvp: {train: {lr: 0.1}}}\n")
+    with pytest.raises(ConfigError, match="unknown top-level key.*model"):
+        load_profile(str(typo))
+    anchors = tmp_path / "anchors.yaml"
+    anchors.write_text("x-small: &small {model: {hid_S: 4}}\nmodels: {simvp: *small}\n")
+    assert load_profile(str(anchors)) == {"models": {"simvp": {"model": {"hid_S": 4}}}}
 
 
 @pytest.mark.parametrize(

@@ -76,6 +76,18 @@ def test_window_counts_and_contents_respect_splits(tiny_root):
             assert values.min() > first - 0.01 and values.max() < first + 20 * (3 if first == 0 else 1)
 
 
+def test_frame_hours_is_read_against_the_files_time_step(tiny_root):
+    base = {"root": str(tiny_root), "t_in": 3, "t_out": 2, "sample_stride": 2, **SPLITS}
+    by_hours = load_dataset("weatherbench:t2m", {**base, "frame_hours": 3, "frame_interval": 7})
+    by_interval = load_dataset("weatherbench:t2m", {**base, "frame_interval": 3})
+    assert by_hours.info["frame_hours"] == 3 and by_hours.info["frames"] == by_interval.info["frames"]
+    np.testing.assert_array_equal(by_hours.train[1][0].numpy(), by_interval.train[1][0].numpy())
+    with pytest.raises(ConfigError, match="every 1 h"):  # finer than the hourly files
+        load_dataset("weatherbench:t2m", {**base, "frame_hours": 0.5})
+    with pytest.raises(ConfigError, match="positive number of hours"):
+        load_dataset("weatherbench:t2m", {**base, "frame_hours": "six"})
+
+
 def test_windows_do_not_cross_a_gap_between_years(tiny_root):
     config = {"root": str(tiny_root), "t_in": 3, "t_out": 2, "train_years": [2000, 2002],
               "val_years": "2003", "test_years": "2004"}

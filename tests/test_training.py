@@ -126,3 +126,17 @@ def test_crashed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
 
     again = run_sweep([config], tmp_path)
     assert again.skipped == [config.run_id] and not again.finished
+
+
+def test_every_model_trains_and_is_scored_on_generated_chdl(tmp_path):
+    """CHDL's 5 -> 1 grayscale frames (no latitudes) through the same runner as the weather data."""
+    from benchmark.registry import list_models
+
+    cache = DataCache()
+    for model in list_models():
+        config = resolve_run("smoke", model, "synthetic-chdl", 0, overrides={"data": {"t_in": 5, "t_out": 1}})
+        record = execute_run(config, tmp_path, data_cache=cache)
+        assert record["data"]["shape"] == [5, 1, 1, 24, 32], model
+        metrics = record["test"]["normalized"]
+        assert 0 < metrics["mse"] < 10 and -1 <= metrics["ssim"] <= 1, model
+        assert "lat_rmse" not in record["test"]["physical"]

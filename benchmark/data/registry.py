@@ -22,7 +22,12 @@ from typing import Any
 from benchmark.data.base import ForecastData
 from benchmark.errors import UnknownNameError
 
-DATASET_MODULES = ("benchmark.data.weatherbench", "benchmark.data.synthetic_weather")
+DATASET_MODULES = (
+    "benchmark.data.weatherbench",
+    "benchmark.data.synthetic_weather",
+    "benchmark.data.chdl",
+    "benchmark.data.synthetic_chdl",
+)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,9 @@ Config keys (the run's `data` section; defaults in `DEFAULTS` below):
 - `train_years`, `val_years`, `test_years`: lists of years or strings such as "2010-2015"
   (2010-2015, 2016, 2017-2018: OpenSTL's splits). Splits may not share a year.
 - `frame_interval`: keep every k-th time step as a frame (1; 6 turns hourly data into 6-hourly).
+- `frame_hours`: hours between frames (unset). When set it decides instead of `frame_interval`,
+  from the files' own time step: 6 gives 6-hourly frames from hourly WeatherBench 1 files and from
+  6-hourly WeatherBench 2 downloads alike; asking for finer frames than the files hold is an error.
 - `sample_stride`: frames between the first frames of consecutive windows (1).
 - `level`: pressure level in hPa for `r`, matched by value (1000).
 - `uv10_channels`: "uv" (u10 and v10, C=2) or "speed" (wind speed, C=1) for task `uv10` ("uv").
@@ -66,6 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "val_years": "2016",
     "test_years": "2017-2018",
     "frame_interval": 1,
+    "frame_hours": None,
     "sample_stride": 1,
     "level": 1000,
     "uv10_channels": "uv",
@@ -209,6 +213,7 @@ class Settings:
     level: float
     uv10_channels: str
     coarsen: int = 1
+    frame_hours: float | None = None
 
 
 def read_settings(config: dict[str, Any]) -> Settings:
@@ -235,6 +240,15 @@ def read_settings(config: dict[str, Any]) -> Settings:
         )
     root = config.get("root", DEFAULTS["root"])
     coarsen = _positive_int(config, "coarsen")
+    frame_hours = config.get("frame_hours", DEFAULTS["frame_hours"])
+    if frame_hours is not None:
+        try:
+            frame_hours = float(frame_hours)
+        except (TypeError, ValueError):
+            frame_hours = -1.0
+        if not frame_hours > 0:
+            raise ConfigError(f"data.frame_hours = {config.get('frame_hours')!r} must be a positive number of "
+                              "hours, such as 6 (or unset, to use data.frame_interval).")
     if GRID_SHAPE[0] % coarsen or GRID_SHAPE[1] % coarsen:
         raise ConfigError(
             f"data.coarsen = {coarsen} must divide the {GRID_SHAPE[0]} x {GRID_SHAPE[1]} grid: "
@@ -250,6 +264,7 @@ def read_settings(config: dict[str, Any]) -> Settings:
         level=level,
         uv10_channels=uv10,
         coarsen=coarsen,
+        frame_hours=frame_hours,
     )
 
 
@@ -449,12 +464,12 @@ def _load_split(reader: _Reader, names: Sequence[str], split: str, settings: Set
     contiguous stretch; a jump in time (non-adjacent years) starts a new segment."""
     years = settings.years[split]
     years_text = format_years(years)
-    interval = settings.frame_interval
     pieces, piece_times, segment_lengths = [], [], []
     previous = None
     position = 0  # time steps since the start of the current segment
     for year in years:
         times, values = reader.read_year(names, year, split, years_text)
+        interval = frame_interval(settings, reader.step, reader.grid_dir)
         if previous is None or times[0] - previous > reader.step:
             segment_lengths.append(0)
             position = 0
@@ -473,6 +488,21 @@ def _load_split(reader: _Reader, names: Sequence[str], split: str, settings: Set
         previous = times[-1]
     frames = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
     return _Split(frames, np.concatenate(piece_times), segment_lengths)
+
+
+def frame_interval(settings: Settings, step: np.timedelta64, grid_dir: Path) -> int:
+    """Time steps per frame: `frame_hours` over the files' step when set, else `frame_interval`."""
+    if settings.frame_hours is None:
+        return settings.frame_interval
+    step_hours = float(step / np.timedelta64(1, "h"))
+    ratio = settings.frame_hours / step_hours
+    if ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-9:
+        raise ConfigError(
+            f"data.frame_hours = {settings.frame_hours:g} asks for a frame every {settings.frame_hours:g} h, but the "
+            f"files in {grid_dir} hold one every {step_hours:g} h (WeatherBench 1 files are hourly, WeatherBench 2 "
+            f"downloads 6-hourly). Use a multiple of {step_hours:g} h, e.g. --set data.frame_hours={step_hours:g}."
+        )
+    return int(round(ratio))
 
 
 def _windows(split: _Split, name: str, settings: Settings, grid_dir: Path) -> np.ndarray:
@@ -538,8 +568,8 @@ def load_from_grid_folder(grid_dir: Path, task: str, settings: Settings, name: s
         "level_hpa": settings.level if any(VARIABLES[n].levelled for n in names) else None,
         "years": {split: settings.years[split] for split in SPLITS},
         "time_resolution_hours": step_hours,
-        "frame_interval": settings.frame_interval,
-        "frame_hours": step_hours * settings.frame_interval,
+        "frame_interval": frame_interval(settings, reader.step, grid_dir),
+        "frame_hours": step_hours * frame_interval(settings, reader.step, grid_dir),
         "sample_stride": settings.sample_stride,
         "coarsen": settings.coarsen,
         "frames": {split: len(splits[split].frames) for split in SPLITS},

@@ -1,0 +1,526 @@
+"""WeatherBench 1 files from a WeatherBench 2 zarr store (the original WeatherBench 1 server is gone).
+
+`download_weatherbench` reads ERA5 from a WeatherBench 2 store (default `WB2_STORE`, the public
+64 x 32 equiangular-conservative ERA5 store, read anonymously) and writes the WeatherBench 1 layout
+that `benchmark.data.weatherbench` reads: one netCDF file per variable and year, WB1 short names
+(`t2m`, `tcc`, `r`, `u10`, `v10`) and units (K, (0 - 1), %, m s**-1), dims `time, lat, lon` (plus
+`level` for `r`), latitude ascending -87.1875 .. 87.1875, longitude 0 .. 354.375.
+
+- The store is a URL or a path: `gs://...` (opened anonymously through gcsfs), `http(s)://...` or
+  any other fsspec URL, or a local folder. All go through one `xarray.open_zarr` call.
+- Store names and dims are WeatherBench 2's: `2m_temperature`, `total_cloud_cover`,
+  `relative_humidity` (with `level`), `10m_u_component_of_wind`, `10m_v_component_of_wind`; dims
+  `time`, `longitude`, `latitude` in any order, latitude in either direction, longitude in
+  0..360 or -180..180.
+- Units are converted when the store's `units` attribute names other units than WB1 uses (degC ->
+  K, fraction <-> %, km/h -> m s**-1). Without a `units` attribute, `tcc` and `r` are judged
+  fraction or percent from their values (the two differ by a factor 100); other variables are
+  taken to be in WB1 units.
+- A store on another grid (e.g. 1 degree, 181 x 360) is regridded to the 32 x 64 WeatherBench grid
+  by conservative (area-weighted) averaging, see `conservative_regrid`.
+- Resumable: a file that exists and verifies is skipped; one that does not is rewritten. Every
+  written file is read back and verified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from benchmark.data.weatherbench import (
+    GRID_FOLDER,
+    GRID_SHAPE,
+    VARIABLES,
+    WB2_STORE,
+    Variable,
+    _netcdf_engine,
+    format_years,
+    parse_years,
+    variable_file,
+    write_variable_year,
+)
+from benchmark.errors import ConfigError, DataError
+
+WB1_LAT = -87.1875 + 5.625 * np.arange(GRID_SHAPE[0])
+WB1_LON = 5.625 * np.arange(GRID_SHAPE[1])
+DEFAULT_VARIABLES = ("t2m", "tcc", "r", "u10", "v10")
+DEFAULT_YEARS = "2010-2018"
+VARIABLE_GROUPS = {"uv10": ("u10", "v10")}
+_BLOCK_VALUES = 1 << 24  # values read from the store at once: bounds memory for fine source grids
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What happened to one variable-year file: `written`, `skipped` (verified) or `rewritten`."""
+
+    variable: str
+    year: int
+    path: Path
+    status: str
+    reason: str = ""
+
+
+@dataclass
+class DownloadReport:
+    """The outcome of one `download_weatherbench` call."""
+
+    store: str
+    root: Path
+    files: list[FileResult] = field(default_factory=list)
+    source_grid: tuple[int, int] | None = None
+    regridded: bool = False
+    conversions: dict[str, str] = field(default_factory=dict)
+
+    def count(self, status: str) -> int:
+        """Number of files with `status` (`written`, `skipped` or `rewritten`)."""
+        return sum(1 for f in self.files if f.status == status)
+
+
+# --- opening the store ---------------------------------------------------------------------------
+
+
+def storage_options(store: str) -> dict[str, Any] | None:
+    """fsspec options for `store`: anonymous access for `gs://`, none for anything else."""
+    return {"token": "anon"} if store.startswith("gs://") else None
+
+
+@contextlib.contextmanager
+def _quiet_gcsfs() -> Any:
+    """Silence gcsfs's own log lines while the store is read: it logs each failed request with a
+    traceback, and the DataError raised here already says what failed."""
+    logger = logging.getLogger("gcsfs")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def open_store(store: str) -> xr.Dataset:
+    """The zarr store at `store` (URL or path), lazily, with dims renamed to `time, lat, lon`."""
+    if store.startswith("gs://"):
+        # gcsfs's experimental file system first asks the storage-control API for the bucket type,
+        # which anonymous users may not query (a warning per bucket, or timeouts); the plain one is
+        # all a public WeatherBench 2 bucket needs. Read when gcsfs is first imported.
+        os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    try:
+        dataset = xr.open_zarr(str(store), storage_options=storage_options(str(store)), chunks=None)
+    except ImportError as err:
+        raise DataError(
+            f"Cannot open the zarr store {store}: a package is missing ({err}). Install the download "
+            "dependencies with `pip install zarr gcsfs` (http stores also need aiohttp)."
+        ) from err
+    except Exception as err:  # zarr and fsspec raise many types for an unreachable or malformed store
+        raise DataError(
+            f"Cannot open the zarr store {store} ({type(err).__name__}: {err}). Check the URL or path and "
+            f"your network; the public WeatherBench 2 store is {WB2_STORE}."
+        ) from err
+    renames = {old: new for old, new in (("latitude", "lat"), ("longitude", "lon")) if old in dataset.variables}
+    dataset = dataset.rename(renames)
+    for dim in ("time", "lat", "lon"):
+        if dim not in dataset.dims:
+            raise DataError(
+                f"The zarr store {store} has no `{dim}` dimension (its dims: {', '.join(map(str, dataset.dims))}); "
+                "a WeatherBench 2 store has time, latitude and longitude."
+            )
+    return dataset
+
+
+def _year_slices(dataset: xr.Dataset, store: str) -> dict[int, slice]:
+    """Contiguous index range of each calendar year on the store's (increasing) time axis."""
+    times = np.asarray(dataset["time"].values)
+    if times.dtype.kind != "M" or not np.all(np.diff(times) > np.timedelta64(0)):
+        raise DataError(f"The time coordinate of {store} must hold increasing dates; found {times.dtype} values.")
+    years = times.astype("datetime64[Y]").astype(int) + 1970
+    first = np.flatnonzero(np.r_[True, np.diff(years) != 0])
+    bounds = np.r_[first, len(years)]
+    return {int(years[start]): slice(int(start), int(stop))
+            for start, stop in zip(bounds[:-1], bounds[1:], strict=True)}
+
+
+# --- choosing what to download -------------------------------------------------------------------
+
+
+def resolve_variables(variables: str | Iterable[str]) -> list[str]:
+    """WB1 short names from names such as "t2m,uv10" or ["r", "2m_temperature"]; ConfigError if unknown."""
+    items = variables.split(",") if isinstance(variables, str) else list(variables)
+    by_folder = {v.folder: name for name, v in VARIABLES.items()}
+    names: list[str] = []
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        expanded = VARIABLE_GROUPS.get(item) or (by_folder.get(item, item),)
+        unknown = [n for n in expanded if n not in VARIABLES]
+        if unknown:
+            raise ConfigError(
+                f"Unknown WeatherBench variable {item!r}; choose from {', '.join(VARIABLES)} (or uv10 for "
+                "u10 and v10), comma-separated."
+            )
+        names.extend(n for n in expanded if n not in names)
+    if not names:
+        raise ConfigError(f"No variables given; choose from {', '.join(VARIABLES)}.")
+    return names
+
+
+def _resolve_years(years: Any) -> list[int]:
+    try:
+        return parse_years(years, "years")
+    except ConfigError:
+        raise ConfigError(
+            f"years = {years!r} is not a list of years: write it as text such as 2010-2018 or 2010,2012."
+        ) from None
+
+
+def _source_array(dataset: xr.Dataset, name: str) -> xr.DataArray | None:
+    variable = VARIABLES[name]
+    for candidate in (variable.folder, variable.name):
+        if candidate in dataset.data_vars:
+            return dataset[candidate]
+    return None
+
+
+def _select_levels(array: xr.DataArray, variable: Variable, levels: Sequence[float] | None,
+                   store: str) -> xr.DataArray:
+    """`(time, level, lat, lon)` for a levelled variable, `(time, lat, lon)` otherwise."""
+    extra = sorted(set(array.dims) - {"time", "lat", "lon", "level"})
+    if extra or ("level" not in array.dims and variable.levelled):
+        raise DataError(
+            f"{array.name} in {store} has dims {array.dims}; expected time, latitude, longitude"
+            f"{' and level' if variable.levelled else ''}."
+        )
+    if not variable.levelled:
+        if "level" in array.dims:
+            if array.sizes["level"] != 1:
+                raise DataError(f"{array.name} in {store} has {array.sizes['level']} levels; expected one.")
+            array = array.isel(level=0, drop=True)
+        return array.transpose("time", "lat", "lon")
+    available = np.asarray(array["level"].values, dtype=np.float64)
+    if levels is not None:
+        wanted = np.asarray(list(levels), dtype=np.float64)
+        missing = [f"{v:g}" for v in wanted if not np.isclose(available, v).any()]
+        if missing:
+            raise ConfigError(
+                f"Level(s) {', '.join(missing)} hPa are not in {array.name} of {store}; its levels are "
+                f"{', '.join(f'{v:g}' for v in available)} hPa."
+            )
+        array = array.isel(level=[int(np.flatnonzero(np.isclose(available, v))[0]) for v in wanted])
+    return array.transpose("time", "level", "lat", "lon")
+
+
+# --- units ---------------------------------------------------------------------------------------
+
+_UNIT_ALIASES = {
+    "K": {"k", "kelvin", "degk", "deg_k", "degreesk"},
+    "degC": {"degc", "deg_c", "°c", "c", "celsius", "degreesc", "degreescelsius", "degree_celsius"},
+    "fraction": {"1", "(0-1)", "0-1", "fraction", "dimensionless", "-"},
+    "%": {"%", "percent", "pct"},
+    "m/s": {"ms**-1", "ms-1", "ms^-1", "m/s", "m.s-1", "meterspersecond", "metrespersecond"},
+    "km/h": {"km/h", "kmh-1", "kmh**-1", "kph"},
+}
+# (from, to) -> (scale, offset): value_to = value_from * scale + offset
+_CONVERSIONS = {
+    ("degC", "K"): (1.0, 273.15),
+    ("fraction", "%"): (100.0, 0.0),
+    ("%", "fraction"): (0.01, 0.0),
+    ("km/h", "m/s"): (1 / 3.6, 0.0),
+}
+
+
+def _canonical_unit(units: str) -> str | None:
+    key = units.strip().lower().replace(" ", "")
+    return next((name for name, aliases in _UNIT_ALIASES.items() if key in aliases), None)
+
+
+def unit_conversion(name: str, units: str | None) -> tuple[float, float]:
+    """`(scale, offset)` taking variable `name` from the store's `units` to WB1 units (identity when
+    `units` is empty: the values are taken to be in WB1 units); DataError for units it cannot convert."""
+    if not units:
+        return 1.0, 0.0
+    target = VARIABLES[name].units
+    source_unit, target_unit = _canonical_unit(units), _canonical_unit(target)
+    if source_unit == target_unit:
+        return 1.0, 0.0
+    if (source_unit, target_unit) not in _CONVERSIONS:
+        raise DataError(
+            f"The store gives {name} in units {units!r}, which cannot be converted to WeatherBench's "
+            f"{target!r}. Convertible units: K or degC; (0 - 1) or %; m s**-1 or km/h."
+        )
+    return _CONVERSIONS[(source_unit, target_unit)]
+
+
+# --- regridding ----------------------------------------------------------------------------------
+
+
+def lat_edges(lat: np.ndarray) -> np.ndarray:
+    """Cell boundaries (degrees, ascending, clipped to +-90) of ascending latitude centres: midpoints
+    between neighbours, half a spacing beyond the first and last centre (a centre on a pole gets a
+    half-width cell)."""
+    lat = np.asarray(lat, dtype=np.float64)
+    inner = (lat[:-1] + lat[1:]) / 2
+    outer = [lat[0] - (lat[1] - lat[0]) / 2, lat[-1] + (lat[-1] - lat[-2]) / 2]
+    return np.clip(np.r_[outer[0], inner, outer[1]], -90.0, 90.0)
+
+
+def lon_edges(lon: np.ndarray) -> np.ndarray:
+    """Cell boundaries of ascending longitude centres in [0, 360) on a periodic global grid: the
+    first edge lies halfway between the last centre (minus 360) and the first; the last edge is the
+    first plus 360."""
+    lon = np.asarray(lon, dtype=np.float64)
+    first = (lon[-1] - 360.0 + lon[0]) / 2
+    return np.r_[first, (lon[:-1] + lon[1:]) / 2, first + 360.0]
+
+
+def _overlaps(target: np.ndarray, source: np.ndarray, period: float | None = None) -> np.ndarray:
+    """`(n_target, n_source)` lengths of the overlap of target and source intervals given by edges;
+    with `period`, source intervals shifted by -period, 0 and +period count too (wrap-around)."""
+    t0, t1 = target[:-1, None, None], target[1:, None, None]
+    shifts = np.array([0.0]) if period is None else np.array([-period, 0.0, period])
+    s0 = source[None, :-1, None] + shifts[None, None, :]
+    s1 = source[None, 1:, None] + shifts[None, None, :]
+    return np.clip(np.minimum(t1, s1) - np.maximum(t0, s0), 0.0, None).sum(axis=2)
+
+
+def regrid_matrices(lat: np.ndarray, lon: np.ndarray, target_lat: np.ndarray = WB1_LAT,
+                    target_lon: np.ndarray = WB1_LON) -> tuple[np.ndarray, np.ndarray]:
+    """Row-normalized conservative weights `(A, B)`, so that `A @ field @ B.T` maps a field on the
+    ascending `(lat, lon)` grid to the target grid. A cell's area is proportional to
+    d(sin lat) * d(lon), and it separates, so the weights are outer products of a latitude factor
+    (overlap in sin(lat)) and a longitude factor (overlap in degrees, periodic)."""
+    lat_w = _overlaps(np.sin(np.deg2rad(lat_edges(target_lat))), np.sin(np.deg2rad(lat_edges(lat))))
+    lon_w = _overlaps(lon_edges(target_lon), lon_edges(lon), period=360.0)
+    for weights, what in ((lat_w, "latitude"), (lon_w, "longitude")):
+        if np.any(weights.sum(axis=1) <= 0):
+            raise DataError(f"The store's grid does not cover the WeatherBench grid in {what}; "
+                            "a global grid is needed.")
+    return lat_w / lat_w.sum(axis=1, keepdims=True), lon_w / lon_w.sum(axis=1, keepdims=True)
+
+
+def conservative_regrid(values: np.ndarray, lat: np.ndarray, lon: np.ndarray,
+                        target_lat: np.ndarray = WB1_LAT, target_lon: np.ndarray = WB1_LON) -> np.ndarray:
+    """Area-weighted average of `(..., lat, lon)` values onto the target grid (default: the 32 x 64
+    WeatherBench grid). Source latitudes may run either way and longitudes may be in -180..180;
+    each target cell is the mean of the source cells it overlaps, weighted by overlap area, so the
+    area-weighted global mean is preserved. Returns float64 `(..., len(target_lat), len(target_lon))`."""
+    mapper = GridMapper(lat, lon, target_lat, target_lon, force_regrid=True)
+    return mapper(values)
+
+
+def cell_areas(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Relative areas `(lat, lon)` of the cells of an ascending global grid (they sum to 1)."""
+    lat_size = np.diff(np.sin(np.deg2rad(lat_edges(lat))))
+    lon_size = np.diff(lon_edges(np.mod(lon, 360.0)))
+    areas = np.outer(lat_size, lon_size)
+    return areas / areas.sum()
+
+
+class GridMapper:
+    """Maps `(..., lat, lon)` values on the store's grid to the WB1 grid: sorts latitude ascending
+    and longitude into 0..360, then regrids conservatively unless the grid already is the target."""
+
+    def __init__(self, lat: np.ndarray, lon: np.ndarray, target_lat: np.ndarray = WB1_LAT,
+                 target_lon: np.ndarray = WB1_LON, force_regrid: bool = False) -> None:
+        lat = np.asarray(lat, dtype=np.float64)
+        lon = np.mod(np.asarray(lon, dtype=np.float64), 360.0)
+        if len(lat) < 2 or len(lon) < 2 or len(np.unique(lat)) != len(lat) or len(np.unique(lon)) != len(lon):
+            raise DataError(f"The store's grid ({len(lat)} x {len(lon)}) needs at least two distinct "
+                            "latitudes and longitudes.")
+        self.lat_order, self.lon_order = np.argsort(lat), np.argsort(lon)
+        sorted_lat, sorted_lon = lat[self.lat_order], lon[self.lon_order]
+        self.source_shape = (len(lat), len(lon))
+        self.native = not force_regrid and self.source_shape == (len(target_lat), len(target_lon)) and bool(
+            np.allclose(sorted_lat, target_lat, atol=1e-3) and np.allclose(sorted_lon, target_lon, atol=1e-3))
+        self.weights = None if self.native else regrid_matrices(sorted_lat, sorted_lon, target_lat, target_lon)
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        """The values on the target grid (float64 when regridded)."""
+        ordered = np.asarray(values)[..., self.lat_order, :][..., self.lon_order]
+        if self.weights is None:
+            return ordered
+        lat_w, lon_w = self.weights
+        return lat_w @ ordered.astype(np.float64) @ lon_w.T
+
+
+# --- verifying and writing -----------------------------------------------------------------------
+
+
+def _same(coordinate: np.ndarray, expected: np.ndarray) -> bool:
+    return coordinate.shape == expected.shape and bool(np.allclose(coordinate, expected, atol=1e-3))
+
+
+def verify_file(path: Path, variable: Variable, times: np.ndarray, levels: np.ndarray | None = None) -> str | None:
+    """None when `path` is a complete WB1 file of `variable` with exactly `times`, the WB1 grid, the
+    `levels` (a subset is enough) and no NaN; otherwise the reason it is not."""
+    if not path.is_file():
+        return "missing"
+    try:
+        with xr.open_dataset(path, engine=_netcdf_engine(), cache=False) as dataset:
+            if variable.name not in dataset.data_vars:
+                return f"no variable {variable.name!r}"
+            array = dataset[variable.name]
+            dims = ("time", "level", "lat", "lon") if variable.levelled else ("time", "lat", "lon")
+            if array.dims != dims:
+                return f"dims {array.dims}, expected {dims}"
+            if array.shape[0] != len(times):
+                return f"{array.shape[0]} time steps, expected {len(times)}"
+            if not np.array_equal(array["time"].values.astype("datetime64[ns]"), times.astype("datetime64[ns]")):
+                return "time stamps differ from the store's"
+            if not (_same(array["lat"].values, WB1_LAT) and _same(array["lon"].values, WB1_LON)):
+                return f"grid {array.sizes['lat']} x {array.sizes['lon']} is not the WeatherBench grid"
+            if levels is not None:
+                present = np.asarray(array["level"].values, dtype=np.float64)
+                if not all(np.isclose(present, v).any() for v in levels):
+                    return "levels differ from those requested"
+            values = array.values
+    except Exception as err:  # netCDF4/HDF5 raise many exception types for a damaged file
+        return f"unreadable ({type(err).__name__})"
+    bad = int(np.count_nonzero(~np.isfinite(values)))
+    return f"{bad} NaN or infinite values" if bad else None
+
+
+def _read_year(source: xr.DataArray, index: slice, mapper: GridMapper, scale: float, offset: float) -> np.ndarray:
+    """One year of `source` on the WB1 grid in WB1 units, read `_BLOCK_VALUES` at a time."""
+    per_step = int(np.prod(source.shape[1:]))
+    block = max(1, _BLOCK_VALUES // per_step)
+    pieces = []
+    for start in range(index.start, index.stop, block):
+        raw = np.asarray(source.isel(time=slice(start, min(start + block, index.stop))).values)
+        values = mapper(raw)
+        if (scale, offset) != (1.0, 0.0):
+            values = values * scale + offset
+        pieces.append(np.asarray(values, dtype=np.float32))
+    return np.concatenate(pieces)
+
+
+@dataclass
+class _Source:
+    """One variable of the store, ready to be read year by year."""
+
+    name: str
+    array: xr.DataArray
+    mapper: GridMapper
+    scale: float
+    offset: float
+    levels: np.ndarray | None
+
+
+def _prepare_sources(dataset: xr.Dataset, names: list[str], levels: Sequence[float] | None, store: str,
+                     report: DownloadReport) -> list[_Source]:
+    """Every requested variable checked (presence, dims, levels, units) before anything is written."""
+    arrays = {name: _source_array(dataset, name) for name in names}
+    missing = [VARIABLES[n].folder for n, a in arrays.items() if a is None]
+    if missing:
+        raise DataError(
+            f"The zarr store {store} has no variable {', '.join(missing)}. It has: "
+            f"{', '.join(map(str, dataset.data_vars)) or 'none'}. Choose other --variables or another store."
+        )
+    sources = []
+    for name in names:
+        variable = VARIABLES[name]
+        array = _select_levels(arrays[name], variable, levels, store)
+        units = str(array.attrs.get("units", "") or "") or _guess_fraction_units(name, array, store)
+        scale, offset = unit_conversion(name, units)
+        if (scale, offset) != (1.0, 0.0):
+            guessed = "" if array.attrs.get("units") else " (no units attribute; judged from the values)"
+            report.conversions[name] = f"{units} -> {variable.units}{guessed}"
+        mapper = GridMapper(array["lat"].values, array["lon"].values)
+        report.source_grid, report.regridded = mapper.source_shape, not mapper.native
+        level_values = np.asarray(array["level"].values, dtype=np.float64) if variable.levelled else None
+        sources.append(_Source(name, array, mapper, scale, offset, level_values))
+    return sources
+
+
+def _guess_fraction_units(name: str, array: xr.DataArray, store: str) -> str:
+    """Units of a `tcc` or `r` array that has no `units` attribute, judged from its first time step:
+    "1" (a fraction) when no value exceeds 2 (supersaturation keeps a fraction a little above 1),
+    "%" otherwise; "" (WB1 units assumed) for other variables."""
+    if name not in ("tcc", "r"):
+        return ""
+    try:
+        first = np.asarray(array.isel(time=0).values)
+    except Exception as err:  # network and decoding errors of many types
+        raise DataError(f"Reading {array.name} from {store} failed ({type(err).__name__}: {err}).") from err
+    return "1" if np.nanmax(first) <= 2 else "%"
+
+
+def _download_one(root: Path, source: _Source, year: int, index: slice, store: str) -> FileResult:
+    variable = VARIABLES[source.name]
+    path = variable_file(root / GRID_FOLDER, variable.folder, year)
+    times = np.asarray(source.array["time"].values[index], dtype="datetime64[ns]")
+    existed = path.exists()
+    reason = verify_file(path, variable, times, source.levels)
+    if reason is None:
+        return FileResult(source.name, year, path, "skipped")
+    try:
+        values = _read_year(source.array, index, source.mapper, source.scale, source.offset)
+    except Exception as err:  # network and decoding errors of many types
+        raise DataError(
+            f"Reading {source.array.name} for {year} from {store} failed ({type(err).__name__}: {err}). "
+            "Files written so far are kept: run the same command again to resume."
+        ) from err
+    bad = int(np.count_nonzero(~np.isfinite(values)))
+    if bad:
+        raise DataError(f"{source.array.name} for {year} in {store} has {bad} NaN or infinite values; "
+                        "WeatherBench files may not have gaps. Check the store.")
+    level = source.levels if variable.levelled else None
+    write_variable_year(root, variable.folder, variable.name, year, values, times, WB1_LAT, WB1_LON,
+                        variable.units, level)
+    after = verify_file(path, variable, times, source.levels)
+    if after is not None:
+        raise DataError(f"{path} was written but does not read back correctly ({after}). Check the disk "
+                        "(space, permissions) and run the command again.")
+    return FileResult(source.name, year, path, "rewritten" if existed else "written", reason if existed else "")
+
+
+def download_weatherbench(
+    root: str | Path,
+    store: str = WB2_STORE,
+    variables: str | Iterable[str] = DEFAULT_VARIABLES,
+    years: Any = DEFAULT_YEARS,
+    levels: Sequence[float] | None = None,
+    progress: ProgressCallback | None = None,
+) -> DownloadReport:
+    """Write the WeatherBench 1 files of `variables` and `years` under `<root>/5.625deg/` from the
+    WeatherBench 2 zarr `store` (URL or path); `levels` (hPa) limits the levels of `r` (default:
+    all in the store). Files that already verify are skipped. `progress(done, total, text)` is
+    called before each file and once at the end. Raises DataError/ConfigError for bad input."""
+    root = Path(root).expanduser()
+    if root.name == GRID_FOLDER:  # the `5.625deg` folder itself, as the loader also accepts
+        root = root.parent
+    names = resolve_variables(variables)
+    wanted = _resolve_years(years)
+    store = str(store)
+    with _quiet_gcsfs():
+        return _download(root, store, names, wanted, levels, progress)
+
+
+def _download(root: Path, store: str, names: list[str], wanted: list[int], levels: Sequence[float] | None,
+              progress: ProgressCallback | None) -> DownloadReport:
+    dataset = open_store(store)
+    slices = _year_slices(dataset, store)
+    absent = [y for y in wanted if y not in slices]
+    if absent:
+        raise DataError(
+            f"Year(s) {format_years(absent)} are not in the zarr store {store}; it holds "
+            f"{format_years(sorted(slices)) or 'no dates'}. Choose --years within that range."
+        )
+    report = DownloadReport(store=store, root=root)
+    sources = _prepare_sources(dataset, names, levels, store, report)
+    total = len(sources) * len(wanted)
+    for i, (source, year) in enumerate((s, y) for s in sources for y in wanted):
+        if progress is not None:
+            progress(i, total, f"{source.name} {year}")
+        report.files.append(_download_one(root, source, year, slices[year], store))
+    if progress is not None:
+        progress(total, total, "done")
+    return report
