@@ -260,26 +260,41 @@ def profile(
     data_shape = DataShape.parse(shape)
     overrides = parse_overrides(set_)
     overrides.setdefault("data", {}).update(t_in=data_shape.t_in, t_out=data_shape.t_out)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    failures: dict[str, str] = {}
     for name in resolve_model_names(models_):
         config = resolve_run(profile_name, name, dataset, 0, overrides)
         with console.status(f"profiling {name} ..."):
-            rows.append(profile_model(name, config.model_args, data_shape, batch, warmup, repeats, device))
-        console.print(f"{name}: {rows[-1].train_step_seconds:.3f} s/step")
-    frame = pd.DataFrame([vars(r) for r in rows])
+            try:  # one model that does not fit (memory, shape) must not lose the others' numbers
+                measured = profile_model(name, config.model_args, data_shape, batch, warmup, repeats, device)
+            except BenchError as error:
+                failures[name] = str(error).split(" failed: ")[-1]
+                error_console.print(f"[red]✗[/] {name}: {failures[name]}", highlight=False)
+                rows.append({"model": name, "note": failures[name]})
+                continue
+        rows.append({**vars(measured), "note": ""})
+        console.print(f"{name}: {measured.train_step_seconds:.3f} s/step")
+    if len(failures) == len(rows):
+        raise BenchError(f"No model could be profiled at shape {shape}: " +
+                         "; ".join(f"{k}: {v}" for k, v in failures.items()))
+    frame = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "profile.csv"
     frame.to_csv(path, index=False)
-    rich_table = RichTable(title=f"Cost at shape {shape}, batch {batch}, {profile_name} sizes, {rows[0].device}, "
-                                 f"{rows[0].threads} threads")
+    first = next(r for r in rows if not r["note"])
+    rich_table = RichTable(title=f"Cost at shape {shape}, batch {batch}, {profile_name} sizes, {first['device']}, "
+                                 f"{first['threads']} threads")
     for column in ("model", "params", "GFLOPs/sample", "train step (s)", "inference (samples/s)", "peak memory (MiB)"):
         rich_table.add_column(column, justify="left" if column == "model" else "right")
     for row in rows:
-        rich_table.add_row(row.model, f"{row.parameters / 1e6:.2f}M", f"{row.gflops_per_sample:.2f}",
-                           f"{row.train_step_seconds:.3f}", f"{row.inference_samples_per_second:.1f}",
-                           f"{row.peak_memory_mib:.0f}")
+        if row["note"]:
+            rich_table.add_row(row["model"], f"[red]{row['note']}[/]", "", "", "", "")
+            continue
+        rich_table.add_row(row["model"], f"{row['parameters'] / 1e6:.2f}M", f"{row['gflops_per_sample']:.2f}",
+                           f"{row['train_step_seconds']:.3f}", f"{row['inference_samples_per_second']:.1f}",
+                           f"{row['peak_memory_mib']:.0f}")
     console.print(rich_table)
-    console.print(f"memory: {rows[0].memory_kind}; wrote {path}")
+    console.print(f"memory: {first['memory_kind']}; wrote {path}")
 
 
 @app.command()

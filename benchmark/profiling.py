@@ -11,6 +11,8 @@ counts 2), the convention of the reference benchmark's tables.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import queue as queue_module
 import resource
 import statistics
 import sys
@@ -120,17 +122,46 @@ def _measure(model_name: str, model_args: dict[str, Any], shape: DataShape, batc
     )
 
 
-def _child(queue: Any, *args: Any) -> None:
+def physical_memory_bytes() -> int | None:
+    """Total physical memory of this machine, or None where the OS does not say."""
     try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _limit_address_space(limit_bytes: int | None) -> None:
+    # A model that needs more memory than the machine has then fails with a clean allocation
+    # error in this child instead of being killed by the kernel's OOM killer (or swapping).
+    if limit_bytes:
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard == resource.RLIM_INFINITY or limit_bytes < hard:
+            resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, hard))
+
+
+def _child(queue: Any, limit_bytes: int | None, *args: Any) -> None:
+    try:
+        _limit_address_space(limit_bytes)
         queue.put(("ok", asdict(_measure(*args))))
+    except MemoryError:
+        queue.put(("error", f"out of memory (more than the {limit_bytes / 2**30:.0f} GiB allowed)"))
     except BaseException as error:  # report any failure to the parent instead of dying silently
-        queue.put(("error", f"{type(error).__name__}: {error}"))
+        text = f"{type(error).__name__}: {error}"
+        if "can't allocate memory" in text or "out of memory" in text.lower():
+            limit = f"more than the {limit_bytes / 2**30:.0f} GiB allowed" if limit_bytes else "allocation failed"
+            text = f"out of memory ({limit})"
+        queue.put(("error", text))
 
 
 def profile_model(model_name: str, model_args: dict[str, Any], shape: DataShape, batch: int = 16,
                   warmup: int = 1, repeats: int = 3, device: str = "auto",
-                  threads: int | None = None, isolate: bool = True) -> ProfileRow:
-    """Measure one model; in a fresh child process when `isolate` (own peak memory)."""
+                  threads: int | None = None, isolate: bool = True,
+                  memory_limit_bytes: int | None = None) -> ProfileRow:
+    """Measure one model; in a fresh child process when `isolate` (own peak memory).
+
+    On the CPU the child's address space is capped at `memory_limit_bytes` (default: 90% of the
+    machine's physical memory), so a model that does not fit fails with a BenchError saying so.
+    """
     import torch
 
     if device == "auto":
@@ -138,11 +169,21 @@ def profile_model(model_name: str, model_args: dict[str, Any], shape: DataShape,
     args = (model_name, model_args, DataShape(*shape), batch, warmup, repeats, device, threads)
     if not isolate:
         return _measure(*args)
+    if memory_limit_bytes is None and device == "cpu":
+        total = physical_memory_bytes()
+        memory_limit_bytes = int(total * 0.9) if total else None
     context = mp.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_child, args=(queue, *args))
+    process = context.Process(target=_child, args=(queue, memory_limit_bytes if device == "cpu" else None, *args))
     process.start()
-    status, payload = queue.get()
+    while True:  # poll: a child killed from outside (OOM killer, signal) never answers
+        try:
+            status, payload = queue.get(timeout=1.0)
+            break
+        except queue_module.Empty:
+            if not process.is_alive():
+                status, payload = "error", f"the measuring process died (exit code {process.exitcode})"
+                break
     process.join()
     if status != "ok":
         raise BenchError(f"Profiling {model_name} at shape {tuple(shape)} with batch {batch} failed: {payload}")

@@ -25,3 +25,20 @@ def test_profile_command_writes_csv(tmp_path):
     assert list(frame.model) == ["persistence", "convlstm"]
     assert frame.loc[0, "parameters"] == 0 and frame.loc[1, "parameters"] > 0
     assert frame.loc[1, "train_step_seconds"] > 0 and frame.loc[1, "peak_memory_mib"] >= 0
+
+
+def test_a_model_that_does_not_fit_in_memory_is_a_row_not_a_crash(tmp_path, monkeypatch):
+    import benchmark.profiling as profiling
+
+    real = profiling.profile_model
+
+    def with_small_limit(*args, **kwargs):  # 2 GiB of address space: too little for a wide ConvLSTM
+        return real(*args, **kwargs, memory_limit_bytes=2 * 2**30)
+
+    monkeypatch.setattr(profiling, "profile_model", with_small_limit)
+    result = invoke("profile", "--models", "persistence,convlstm", "--profile", "paper", "--shape", "4,1,1024,1024",
+                    "--batch", "16", "--warmup", "0", "--repeats", "1", "--device", "cpu", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(tmp_path / "profile.csv")
+    assert list(frame.model) == ["persistence", "convlstm"]
+    assert "out of memory" in frame.loc[1, "note"] and frame.loc[0, "parameters"] == 0
