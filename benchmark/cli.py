@@ -285,14 +285,16 @@ def profile(
     rich_table = RichTable(title=f"Cost at shape {shape}, batch {batch}, {profile_name} sizes, {first['device']}, "
                                  f"{first['threads']} threads")
     for column in ("model", "params", "GFLOPs/sample", "train step (s)", "inference (samples/s)", "peak memory (MiB)"):
-        rich_table.add_column(column, justify="left" if column == "model" else "right")
+        rich_table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
+    if failures:
+        rich_table.add_column("note", overflow="fold")
     for row in rows:
         if row["note"]:
-            rich_table.add_row(row["model"], f"[red]{row['note']}[/]", "", "", "", "")
+            rich_table.add_row(row["model"], *["–"] * 5, f"[red]{row['note']}[/]")
             continue
         rich_table.add_row(row["model"], f"{row['parameters'] / 1e6:.2f}M", f"{row['gflops_per_sample']:.2f}",
                            f"{row['train_step_seconds']:.3f}", f"{row['inference_samples_per_second']:.1f}",
-                           f"{row['peak_memory_mib']:.0f}")
+                           f"{row['peak_memory_mib']:.0f}", *([""] if failures else []))
     console.print(rich_table)
     console.print(f"memory: {first['memory_kind']}; wrote {path}")
 

@@ -55,6 +55,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 EXECUTION_KEYS = {
     "train": {"num_workers", "accelerator", "devices", "num_nodes", "strategy"},
     "data": {"root"},
+    "model": {"grad_checkpoint"},  # recomputation instead of storage: same numbers, less memory
 }
 
 
@@ -88,7 +89,7 @@ class RunConfig:
             "seed": self.seed,
             "train": {k: v for k, v in self.train.items() if k not in EXECUTION_KEYS["train"]},
             "data": {k: v for k, v in self.data.items() if k not in EXECUTION_KEYS["data"]},
-            "model_args": self.model_args,
+            "model_args": {k: v for k, v in self.model_args.items() if k not in EXECUTION_KEYS["model"]},
         }
 
     @property

@@ -177,6 +177,23 @@ def test_reconstruction_loss_alone_trains_the_mamba_path():
     assert _encoder_grad(model, x, y) > 0.0
 
 
+def test_gradient_checkpointing_gives_the_same_gradients_and_the_same_run_id():
+    from benchmark.config import resolve_run
+
+    x, y = _data(2, 3, 1, 16, 16)
+    grads = []
+    for flag in (False, True):
+        model = _build("diffuma", (2, 3, 1, 16, 16), grad_checkpoint=flag)
+        loss, _ = model.training_loss(x, y, 0)
+        loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.mamba.parameters() if p.grad is not None]))
+        assert model.mamba.grad_checkpoint is flag
+    torch.testing.assert_close(grads[0], grads[1])
+    plain = resolve_run("smoke", "diffuma", "synthetic-weather:t2m", 0)
+    saving = resolve_run("smoke", "diffuma", "synthetic-weather:t2m", 0, {"model": {"grad_checkpoint": True}})
+    assert saving.model_args["grad_checkpoint"] and plain.run_id == saving.run_id
+
+
 def test_random_condition_carries_no_gradient():
     # Same as the L_diff-only test, with c_context replaced by noise: nothing reaches the encoder.
     model = _build("diffuma-randcond", (3, 2, 1, 16, 16), lam=0.0)

@@ -87,6 +87,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from benchmark.errors import ConfigError
 from benchmark.model_api import ForecastModel
@@ -183,10 +184,12 @@ class MambaPath(nn.Module):
         downsample: int,
         backend: str,
         bidirectional: bool,
+        grad_checkpoint: bool = False,
     ):
         super().__init__()
         self.shape = shape
         self.factor = 2**downsample
+        self.grad_checkpoint = grad_checkpoint
         self.encoder = SpatialEncoder(shape.channels, dim, downsample)
         # One learned vector per future position: they stand in for the frames to be forecast.
         self.future_queries = nn.Parameter(torch.randn(shape.t_out, dim) * 0.02)
@@ -210,7 +213,11 @@ class MambaPath(nn.Module):
         queries = self.future_queries.unsqueeze(0).expand(z.shape[0], -1, -1)
         z = torch.cat([z, queries], dim=1)
         for block in self.blocks:
-            z = block(z)
+            if self.grad_checkpoint and torch.is_grad_enabled():
+                # keep only each block's input; its activations are recomputed in the backward pass
+                z = checkpoint(block, z, use_reentrant=False)
+            else:
+                z = block(z)
         length = z.shape[1]
         return z.reshape(b, h, w, length, dim).permute(0, 3, 4, 1, 2)
 
@@ -248,6 +255,7 @@ class DIFFUMA(ForecastModel):
         lam: float = 1.0,
         diff_weight: float = 1.0,
         context_seed: int = 0,
+        grad_checkpoint: bool = False,
     ):
         super().__init__()
         self.shape, self.mode = shape, mode
@@ -264,6 +272,7 @@ class DIFFUMA(ForecastModel):
             downsample=downsample,
             backend=self.backend,
             bidirectional=bidirectional,
+            grad_checkpoint=grad_checkpoint,
         )
         self.dit = None
         if mode != "mamba":
@@ -390,6 +399,7 @@ def build_diffuma(
     downsample: int | None = None,
     bidirectional: bool = True,
     mamba_backend: str = "auto",
+    grad_checkpoint: bool = False,
     dit_depth: int = 12,
     dit_hidden: int = 256,
     dit_heads: int = 4,
@@ -406,7 +416,9 @@ def build_diffuma(
     `dit_heads`, `mlp_ratio` (DiT's 4), `patch_size` (null = 2^k, so the DiT's token grid is the
     encoder's latent grid), `lam` (weight of L_recon) and `diff_weight` (weight of L_diff, 1 in the
     paper's eq. 10; 0 removes the diffusion loss). `bidirectional=False` drops the backward SSM
-    branch; `mamba_backend` is "auto", "mambapy" or "mamba_ssm".
+    branch; `mamba_backend` is "auto", "mambapy" or "mamba_ssm". `grad_checkpoint=True` recomputes
+    each Mamba block's activations in the backward pass instead of storing them (same results, less
+    memory, about a third more time): the pure-PyTorch scan needs it for `paper` sizes on a CPU.
     """
     hp = dict(
         hidden=hidden,
@@ -417,6 +429,7 @@ def build_diffuma(
         downsample=downsample,
         bidirectional=bidirectional,
         mamba_backend=mamba_backend,
+        grad_checkpoint=grad_checkpoint,
         dit_depth=dit_depth,
         dit_hidden=dit_hidden,
         dit_heads=dit_heads,
@@ -440,6 +453,7 @@ def build_diffuma_mamba(
     downsample: int | None = None,
     bidirectional: bool = True,
     mamba_backend: str = "auto",
+    grad_checkpoint: bool = False,
 ) -> DIFFUMA:
     """DIFFUMA's Mamba path alone (no diffusion module), trained with L1; hyper-parameters as `diffuma`'s."""
     hp = dict(
@@ -451,6 +465,7 @@ def build_diffuma_mamba(
         downsample=downsample,
         bidirectional=bidirectional,
         mamba_backend=mamba_backend,
+        grad_checkpoint=grad_checkpoint,
     )
     return DIFFUMA(shape, mode="mamba", **_resolve("diffuma-mamba", shape, hp))
 
@@ -467,6 +482,7 @@ def build_diffuma_randcond(
     downsample: int | None = None,
     bidirectional: bool = True,
     mamba_backend: str = "auto",
+    grad_checkpoint: bool = False,
     dit_depth: int = 12,
     dit_hidden: int = 256,
     dit_heads: int = 4,
@@ -490,6 +506,7 @@ def build_diffuma_randcond(
         downsample=downsample,
         bidirectional=bidirectional,
         mamba_backend=mamba_backend,
+        grad_checkpoint=grad_checkpoint,
         dit_depth=dit_depth,
         dit_hidden=dit_hidden,
         dit_heads=dit_heads,
