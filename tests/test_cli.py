@@ -149,8 +149,8 @@ def test_two_process_ddp_run_on_cpu_writes_one_record(tmp_path):
 
 def test_dataset_table_puts_loaded_counts_beside_the_papers(tmp_path):
     out = tmp_path / "tables"
-    result = invoke("table", "--datasets", "--dataset", "synthetic-weather:t2m,weatherbench:t2m", "--profile",
-                    "smoke", "--out", str(out))
+    result = invoke("table", "--datasets", "--dataset", "synthetic-weather:t2m,weatherbench:t2m,chdl,synthetic-chdl",
+                    "--profile", "smoke", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["datasets.csv", "datasets.md", "datasets.tex"]
     import pandas as pd
@@ -161,4 +161,7 @@ def test_dataset_table_puts_loaded_counts_beside_the_papers(tmp_path):
     assert generated["(C, H, W)"] == "(1, 32, 64)" and "stand-in" in generated["note"]
     missing = frame.loc["weatherbench:t2m"]  # no WeatherBench files here: a note instead of numbers
     assert missing["train"] == "–" and "not loaded" in missing["note"] and int(missing["paper test"]) == 657
+    chdl = frame.loc["synthetic-chdl"]
+    assert (int(chdl["train"]), int(chdl["test"]), chdl["(C, H, W)"]) == (7, 4, "(1, 24, 32)")  # 1 of 8 is val
+    assert int(chdl["paper train"]) == 4874 and frame.loc["chdl", "note"].startswith("not loaded")
     assert "\\toprule" in (out / "datasets.tex").read_text()
