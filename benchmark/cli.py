@@ -262,6 +262,7 @@ def profile(
     overrides.setdefault("data", {}).update(t_in=data_shape.t_in, t_out=data_shape.t_out)
     rows: list[dict[str, Any]] = []
     failures: dict[str, str] = {}
+    path = out / "profile.csv"
     for name in resolve_model_names(models_):
         config = resolve_run(profile_name, name, dataset, 0, overrides)
         with console.status(f"profiling {name} ..."):
@@ -273,14 +274,12 @@ def profile(
                 rows.append({"model": name, "note": failures[name]})
                 continue
         rows.append({**vars(measured), "note": ""})
-        console.print(f"{name}: {measured.train_step_seconds:.3f} s/step")
+        console.print(f"{name}: {measured.train_step_seconds:.3f} s/step, peak {measured.peak_memory_mib:.0f} MiB")
+        _write_csv_atomic(pd.DataFrame(rows), path)  # after every model: an interrupted profile keeps its rows
     if len(failures) == len(rows):
         raise BenchError(f"No model could be profiled at shape {shape}: " +
                          "; ".join(f"{k}: {v}" for k, v in failures.items()))
-    frame = pd.DataFrame(rows)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "profile.csv"
-    frame.to_csv(path, index=False)
+    _write_csv_atomic(pd.DataFrame(rows), path)
     first = next(r for r in rows if not r["note"])
     rich_table = RichTable(title=f"Cost at shape {shape}, batch {batch}, {profile_name} sizes, {first['device']}, "
                                  f"{first['threads']} threads")
@@ -297,6 +296,13 @@ def profile(
                            f"{row['peak_memory_mib']:.0f}", *([""] if failures else []))
     console.print(rich_table)
     console.print(f"memory: {first['memory_kind']}; wrote {path}")
+
+
+def _write_csv_atomic(frame: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(temporary, index=False)
+    temporary.replace(path)
 
 
 @app.command()
