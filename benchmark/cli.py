@@ -94,7 +94,7 @@ def run(
         console.print(f"All {len(configs)} runs are already finished in {results}/. Nothing to do "
                       "(`bench table` renders them).")
         return
-    jobs = default_jobs(len(pending)) if jobs is None else jobs
+    jobs = default_jobs(pending) if jobs is None else jobs
     console.print(f"{len(configs)} runs planned, {len(configs) - len(pending)} already finished, "
                   f"{len(pending)} to run{f', {jobs} at a time' if jobs > 1 else ''}. Records go to {results}/.")
     # per-epoch bars of parallel runs would interleave: only the one-line events are shown then

@@ -174,22 +174,27 @@ class SweepReport:
     failed: dict[str, str]
 
 
-def default_jobs(pending: int) -> int:
-    """How many runs to execute at once when `--jobs` is not given.
+def default_jobs(pending: list[RunConfig]) -> int:
+    """How many of the `pending` runs to execute at once when `--jobs` is not given.
 
-    One on a CUDA machine (the runs share the GPU) or in a multi-process (DDP) run; on a CPU-only
-    machine one run per core (up to the number of pending runs), each with `cores // jobs` threads:
-    the small models of the `smoke` and `quick` profiles use one core far better than two.
+    One on a CUDA machine (the runs share the GPU) or when a run trains on several devices itself
+    (DDP); on a CPU-only machine one run per core (up to the number of runs), each with
+    `cores // jobs` threads: the small models of the `smoke` and `quick` profiles use one core far
+    better than two.
     """
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() or any(_multi_device(c) for c in pending):
         return 1
-    return max(1, min(pending, os.cpu_count() or 1))
+    return max(1, min(len(pending), os.cpu_count() or 1))
+
+
+def _multi_device(config: RunConfig) -> bool:
+    return int(config.train["devices"]) > 1 or int(config.train["num_nodes"]) > 1
 
 
 def _check_jobs(jobs: int, configs: list[RunConfig]) -> None:
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1 (got {jobs}); leave it out to pick one run per CPU core.")
-    if jobs > 1 and any(int(c.train["devices"]) > 1 or int(c.train["num_nodes"]) > 1 for c in configs):
+    if jobs > 1 and any(_multi_device(c) for c in configs):
         raise ConfigError("Parallel runs (--jobs > 1) cannot be combined with multi-device training "
                           "(train.devices or train.num_nodes > 1); use --jobs 1.")
 
@@ -270,6 +275,19 @@ def run_sweep(
     return report
 
 
+def _result_of(future: Any, config: RunConfig) -> dict[str, Any]:
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise BenchError(
+            f"A worker process died while running {config.run_id} (killed by the system, most often for "
+            "lack of memory). Finished runs are kept: run the same command again with --jobs 1 to resume "
+            "the others one at a time."
+        ) from None
+
+
 def _run_parallel(pending: list[tuple[int, RunConfig]], results_dir: Path, jobs: int,
                   notify: Callable[..., None], settle: Callable[..., None]) -> None:
     import multiprocessing
@@ -297,6 +315,6 @@ def _run_parallel(pending: list[tuple[int, RunConfig]], results_dir: Path, jobs:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 index, config = running.pop(future)
-                settle(index, config, future.result)
+                settle(index, config, lambda f=future, c=config: _result_of(f, c))
     finally:
         executor.shutdown(wait=True, cancel_futures=True)

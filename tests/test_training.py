@@ -140,3 +140,18 @@ def test_every_model_trains_and_is_scored_on_generated_chdl(tmp_path):
         metrics = record["test"]["normalized"]
         assert 0 < metrics["mse"] < 10 and -1 <= metrics["ssim"] <= 1, model
         assert "lat_rmse" not in record["test"]["physical"]
+
+
+def test_default_jobs_is_one_per_core_on_cpu_and_one_for_multi_device_runs(monkeypatch):
+    import os
+
+    from benchmark.runner import default_jobs
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    configs = [smoke(m) for m in ("convlstm", "simvp", "pastnet", "predrnn", "e3dlstm")]
+    assert default_jobs(configs) == 4 and default_jobs(configs[:2]) == 2 and default_jobs(configs[:1]) == 1
+    ddp = resolve_run("smoke", "simvp", DATASET, 0, overrides={"train": {"devices": 2}})
+    assert default_jobs([*configs, ddp]) == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_jobs(configs) == 1
