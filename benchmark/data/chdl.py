@@ -73,6 +73,7 @@ from torch.utils.data import Dataset
 
 from benchmark.data.base import ForecastData, Normalizer
 from benchmark.data.registry import register_dataset
+from benchmark.data.settings import whole_number
 from benchmark.errors import ConfigError, DataError
 from benchmark.shapes import DataShape
 
@@ -120,15 +121,7 @@ class ChdlSettings:
 
 
 def _whole(value: Any, key: str, minimum: int) -> int:
-    try:
-        number = int(value)
-        valid = not isinstance(value, bool) and number == float(value) and number >= minimum
-    except (TypeError, ValueError):
-        valid = False
-    if not valid:
-        raise ConfigError(f"data.{key} = {value!r} must be a whole number of at least {minimum} "
-                          f"(default {DEFAULTS[key]!r}).")
-    return number
+    return whole_number(value, key, minimum, DEFAULTS[key])
 
 
 def _int_list(config: dict[str, Any], key: str, names: Sequence[str], minimum: Sequence[int]) -> tuple[int, ...] | None:

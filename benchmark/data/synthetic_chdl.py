@@ -47,6 +47,7 @@ from PIL import Image
 from benchmark.data.base import ForecastData
 from benchmark.data.chdl import load_chdl_from_root, read_chdl_settings
 from benchmark.data.registry import register_dataset
+from benchmark.data.settings import whole_number
 from benchmark.errors import ConfigError
 
 GENERATION_DEFAULTS: dict[str, Any] = {
@@ -226,16 +227,7 @@ def render_sequence(rng: np.random.Generator, height: int, width: int, bit_depth
 
 
 def _count(config: dict[str, Any], key: str, minimum: int) -> int:
-    value = config.get(key, GENERATION_DEFAULTS[key])
-    try:
-        number = int(value)
-        valid = not isinstance(value, bool) and number == float(value) and number >= minimum
-    except (TypeError, ValueError):
-        valid = False
-    if not valid:
-        raise ConfigError(f"data.{key} = {value!r} must be a whole number of at least {minimum} "
-                          f"(default {GENERATION_DEFAULTS[key]}).")
-    return number
+    return whole_number(config.get(key, GENERATION_DEFAULTS[key]), key, minimum, GENERATION_DEFAULTS[key])
 
 
 def generation_params(config: dict[str, Any]) -> dict[str, Any]:

@@ -51,6 +51,7 @@ import xarray as xr
 from benchmark.data.base import ForecastData
 from benchmark.data.normalization import fit_normalizer, normalize_inplace
 from benchmark.data.registry import register_dataset
+from benchmark.data.settings import whole_number
 from benchmark.data.windows import WindowDataset, window_starts
 from benchmark.errors import ConfigError, DataError
 from benchmark.shapes import DataShape
@@ -187,17 +188,7 @@ def parse_years(value: Any, key: str) -> list[int]:
 
 
 def _positive_int(config: dict[str, Any], key: str) -> int:
-    value = config.get(key, DEFAULTS[key])
-    try:
-        number = int(value)
-        valid = not isinstance(value, bool) and number == float(value) and number >= 1
-    except (TypeError, ValueError):
-        valid = False
-    if not valid:
-        raise ConfigError(
-            f"data.{key} = {value!r} must be a whole number of at least 1 (default {DEFAULTS[key]})."
-        )
-    return number
+    return whole_number(config.get(key, DEFAULTS[key]), key, 1, DEFAULTS[key])
 
 
 @dataclass(frozen=True)
