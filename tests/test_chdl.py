@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 from pathlib import Path
@@ -371,3 +372,13 @@ def test_bad_config_values(png_root):
                        ("cache_limit_mb", -1)]:
         with pytest.raises(ConfigError, match=key):
             load(png_root, **{key: value})
+
+
+def test_epoch_memory_measurement_runs_on_a_small_generated_set(tmp_path):
+    from benchmark.data.chdl_memory import measure_epoch_memory
+
+    result = measure_epoch_memory(tmp_path / "chdl", sequences=6, height=96, width=128, test_sequences=2,
+                                  cache_limit_mb=0, seed=3)
+    assert result["items"] == 6 and result["cached"] == {"train": False, "val": False, "test": False}
+    assert result["disk_mib"] > 0 and result["peak_rss_mib"] > 0
+    assert json.loads((tmp_path / "chdl" / "synthetic-chdl.json").read_text())["seed_data"] == 3

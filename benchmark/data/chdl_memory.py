@@ -23,12 +23,10 @@ STATUS = Path("/proc/self/status")
 
 def _status_mib(field: str) -> float | None:
     try:
-        for line in STATUS.read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
-    return None
+        lines = STATUS.read_text().splitlines()
+    except OSError:  # no /proc (not Linux)
+        return None
+    return next((int(line.split()[1]) / 1024 for line in lines if line.startswith(field + ":")), None)  # kB
 
 
 def current_rss_mib() -> float | None:
@@ -65,7 +63,7 @@ def measure_epoch_memory(folder: str | Path, sequences: int = 200, height: int =
     loading and the peak RSS of loading plus the epoch (MiB), the item count and the time taken.
     """
     params = generation_params({"height": height, "width": width, "train_sequences": sequences - test_sequences,
-                                "test_sequences": test_sequences, "seed": seed})
+                                "test_sequences": test_sequences, "seed_data": seed})
     generate_synthetic_chdl(folder, params)
     before = current_rss_mib()
     reset = reset_peak_rss()

@@ -38,17 +38,6 @@ from torch import nn
 from benchmark.errors import ConfigError
 
 BACKENDS = ("auto", "mambapy", "mamba_ssm")
-MAMBA_PARAMETER_NAMES = (
-    "in_proj.weight",
-    "conv1d.weight",
-    "conv1d.bias",
-    "x_proj.weight",
-    "dt_proj.weight",
-    "dt_proj.bias",
-    "A_log",
-    "D",
-    "out_proj.weight",
-)
 
 
 @functools.lru_cache(maxsize=1)
