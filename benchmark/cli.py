@@ -85,9 +85,12 @@ def run(
     seed_list = _int_list(seeds, "--seeds") or [0]
     configs = plan_runs(models, dataset, profile, seed_list, overrides)
     if dry_run:
+        from benchmark.runner import DataCache, describe_plan
+
+        cache = DataCache()
         for config in configs:
             console.rule(f"[bold]{config.run_id}")
-            console.print_json(json.dumps(config.to_dict(), default=str))
+            console.print_json(json.dumps({**config.to_dict(), "plan": describe_plan(config, cache)}, default=str))
         return
     pending = [c for c in configs if not is_finished(results, c.run_id)]
     if not pending:

@@ -36,8 +36,10 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "lr": 1e-3,
     "optimizer": "adam",  # adam | adamw
     "weight_decay": 0.0,
-    "scheduler": "cosine",  # cosine (per step, down to min_lr) | constant
+    "scheduler": "cosine",  # cosine (per step, down to min_lr) | constant | onecycle
     "min_lr": 1e-6,
+    "warmup_steps": 0,  # cosine/constant: linear warm-up over this many optimizer steps
+    "warmup_fraction": 0.3,  # onecycle: the share of the run spent warming up (OneCycleLR's pct_start)
     "grad_clip": None,
     "eval_at": [],  # epochs (1-based) after which the test split is also scored
     "limit_train_batches": None,  # int: batches per epoch (CPU smoke runs); None: all

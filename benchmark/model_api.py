@@ -8,6 +8,8 @@ losses, diffusion) overrides `training_loss`; the trainer never looks inside a m
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,6 +28,25 @@ class ForecastModel(nn.Module):
         y_hat = self(x)
         loss = F.mse_loss(y_hat, y)
         return loss, {"mse": loss.detach()}
+
+    def plan_schedule(self, total_steps: int) -> dict[str, Any]:
+        """Fix any step-based training schedule for a run of `total_steps` optimizer steps.
+
+        The trainer calls this once before training (and again, with the same value, on resume);
+        `--dry-run` calls it too. A model whose objective changes with the step (scheduled
+        sampling, reverse scheduled sampling) resolves its schedule here and returns it described
+        in this run's optimizer steps, e.g. `{"sampling_eta_zero_at_step": 1500}`; the dict is
+        stored in the run record. The default, for models without such a schedule, is `{}`.
+        """
+        return {}
+
+    def selective_scan_backend(self, device: torch.device | str) -> str | None:
+        """The selective-scan backend this model runs on `device` (None: it has no selective scan).
+
+        Raises `benchmark.errors.ConfigError` when the model was configured for a backend that
+        cannot run on `device` (for example `mamba_ssm`, a CUDA kernel, on a CPU).
+        """
+        return None
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

@@ -9,7 +9,10 @@ A record is the only thing tables and figures read. Its layout (schema version 1
     environment versions, device, thread count, git commit, selective-scan backend if any
     model_info  parameter count, family, paper name, trainable
     cost        train_seconds, epochs_run, optimizer_steps, inference_samples_per_second, ...
-    best        epoch (1-based) and validation MSE of the checkpoint used for the test split
+    best        epoch (1-based) and validation MSE of the checkpoint used for the test split, and
+                still_improving (the best epoch is the last one: the budget ended training)
+    curve       per epoch: {"epoch", "step", "val_mse", "train_loss"} (the validation curve)
+    schedule    the model's step-based schedules resolved for this run, in its optimizer steps
     test        metrics of the best checkpoint on the test split (see benchmark.metrics)
     eval_at     {"<epoch>": metrics} for each epoch requested with --eval-at
 """
@@ -116,12 +119,26 @@ def config_key(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
+def _trainable(record: dict[str, Any]) -> bool:
+    """Whether the record's model learns (from the record, else from the model registry)."""
+    stored = (record.get("model_info") or {}).get("trainable")
+    if stored is not None:
+        return bool(stored)
+    from benchmark.registry import get_model_spec
+
+    try:
+        return get_model_spec(record["config"]["model"]).trainable
+    except KeyError:  # a model this version no longer registers
+        return True
+
+
 def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """Long table, one row per (run, evaluation point, space, metric[, lead]).
 
-    Columns: run_id, model, dataset, seed, t_in, t_out, profile, epoch ("best" or the --eval-at
-    epoch as a string), space ("normalized" / "physical"), metric, lead (0 = aggregate,
-    1..T_out = lead time), value.
+    Columns: run_id, model, dataset, seed, t_in, t_out, profile, epochs, batch_size,
+    optimizer_steps, trainable, still_improving, epoch ("best" or the --eval-at epoch as a
+    string), space ("normalized" / "physical"), metric, lead (0 = aggregate, 1..T_out = lead
+    time), value.
     """
     rows: list[dict[str, Any]] = []
     for record in records:
@@ -137,6 +154,10 @@ def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "t_out": config["data"]["t_out"],
             "profile": config["profile"],
             "epochs": config["train"]["epochs"],
+            "batch_size": config["train"]["batch_size"],
+            "optimizer_steps": (record.get("cost") or {}).get("optimizer_steps"),
+            "trainable": _trainable(record),
+            "still_improving": bool((record.get("best") or {}).get("still_improving")),
         }
         evaluations = {"best": record.get("test", {})}
         evaluations.update({str(k): v for k, v in (record.get("eval_at") or {}).items()})
@@ -154,5 +175,6 @@ def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                         rows.append({**base, "epoch": epoch, "space": space, "metric": metric, "lead": 0,
                                      "value": value})
     columns = ["run_id", "config_key", "finished_at", "model", "dataset", "seed", "t_in", "t_out", "profile",
-               "epochs", "epoch", "space", "metric", "lead", "value"]
+               "epochs", "batch_size", "optimizer_steps", "trainable", "still_improving", "epoch", "space", "metric",
+               "lead", "value"]
     return pd.DataFrame(rows, columns=columns)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import platform
 import socket
@@ -62,12 +63,23 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def environment_info(model: torch.nn.Module) -> dict[str, Any]:
+def run_device(accelerator: str) -> str:
+    """The device ("cuda" or "cpu") a run with `train.accelerator = accelerator` trains and is scored on."""
+    if accelerator in ("auto", "gpu", "cuda"):
+        if torch.cuda.is_available():
+            return "cuda"
+        if accelerator != "auto":
+            raise ConfigError(f"train.accelerator={accelerator!r} asks for a GPU, but CUDA is not available on "
+                              "this machine. Use --set train.accelerator=cpu (or auto).")
+    return "cpu"
+
+
+def environment_info(model: torch.nn.Module, device: str) -> dict[str, Any]:
     """Versions, hardware and backend facts stored with every record."""
     import lightning
     import numpy
 
-    cuda = torch.cuda.is_available()
+    cuda = device == "cuda"
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -81,7 +93,7 @@ def environment_info(model: torch.nn.Module) -> dict[str, Any]:
         "cuda": torch.version.cuda if cuda else None,
         "hostname": socket.gethostname(),
         "git_commit": _git_commit(),
-        "selective_scan_backend": getattr(model, "backend", None),
+        "selective_scan_backend": model.selective_scan_backend(device),
     }
 
 
@@ -99,6 +111,37 @@ class DataCache:
             self._data, self._key = load_dataset(config.dataset, config.data), key
         assert self._data is not None
         return self._data
+
+
+def planned_steps(config: RunConfig, train_samples: int) -> tuple[int, int]:
+    """`(steps per epoch, total optimizer steps)` of `config` over `train_samples` training windows.
+
+    The same count as Lightning's `estimated_stepping_batches` (last partial batch kept, batches
+    split over `devices x num_nodes` processes, capped by `limit_train_batches`).
+    """
+    cfg = config.train
+    world = int(cfg["devices"]) * int(cfg["num_nodes"]) if isinstance(cfg["devices"], int) else 1
+    per_epoch = math.ceil(math.ceil(train_samples / world) / int(cfg["batch_size"]))
+    if cfg["limit_train_batches"] is not None:
+        per_epoch = min(per_epoch, int(cfg["limit_train_batches"]))
+    return per_epoch, per_epoch * int(cfg["epochs"])
+
+
+def describe_plan(config: RunConfig, data_cache: DataCache | None = None) -> dict[str, Any]:
+    """What a run will do, resolved against its data: optimizer steps and the model's schedule in steps."""
+    data = (data_cache or DataCache()).get(config)
+    spec = get_model_spec(config.model)
+    if not spec.trainable:
+        return {"trainable": False}
+    per_epoch, total = planned_steps(config, len(data.train))
+    model = create_model(config.model, data.shape, **config.model_args)
+    return {
+        "train_samples": len(data.train),
+        "steps_per_epoch": per_epoch,
+        "total_steps": total,
+        "parameters": count_parameters(model),
+        "schedule": model.plan_schedule(total),
+    }
 
 
 def execute_run(
@@ -120,8 +163,10 @@ def execute_run(
     L.seed_everything(config.seed, workers=True, verbose=False)
     spec = get_model_spec(config.model)
     model = create_model(config.model, data.shape, **config.model_args)
+    device = run_device(config.train["accelerator"])
+    environment = environment_info(model, device)  # before training: a backend that cannot run here fails now
 
-    from benchmark.training import FitOutcome, ForecastDataModule, fit
+    from benchmark.training import FitOutcome, ForecastDataModule, fit, still_improving
 
     if spec.trainable:
         outcome = fit(model, data, config, run_dir, progress=progress)
@@ -129,7 +174,6 @@ def execute_run(
         outcome = FitOutcome(None, None, None, 0.0, 0, 0, {})
     if not outcome.is_global_zero:  # in a DDP run, only the first process scores and records
         return {}
-    device = "cuda" if torch.cuda.is_available() and config.train["accelerator"] in ("auto", "gpu", "cuda") else "cpu"
     model.to(device)
     loader = ForecastDataModule(data, int(config.train["batch_size"])).test_dataloader()
     test_metrics, timing = evaluate(model, loader, data.normalizer, data.lat, device,
@@ -142,7 +186,7 @@ def execute_run(
         "config": config.to_dict(),
         "data": data.summary(),
         "normalizer": data.normalizer.to_dict(),
-        "environment": environment_info(model),
+        "environment": environment,
         "model_info": {
             "parameters": count_parameters(model),
             "family": spec.family,
@@ -156,7 +200,10 @@ def execute_run(
             "resumed_from": outcome.resumed_from,
             **timing,
         },
-        "best": {"epoch": outcome.best_epoch, "val_mse": outcome.best_val_mse, "checkpoint": outcome.best_checkpoint},
+        "best": {"epoch": outcome.best_epoch, "val_mse": outcome.best_val_mse, "checkpoint": outcome.best_checkpoint,
+                 "still_improving": still_improving(outcome.curve)},
+        "curve": outcome.curve,
+        "schedule": outcome.schedule,
         "test": test_metrics,
         "eval_at": outcome.eval_at,
     }

@@ -11,7 +11,7 @@ are averaged. Filter by profile with `profile=` to compare like with like.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -32,8 +32,9 @@ class Table:
     std: pd.DataFrame
     seeds: pd.DataFrame
     caption: str
-    flagged: set[str]
+    flagged: set[str]  # marked †: not better than persistence on MSE
     column_prefix: str = ""  # how the non-metric column level reads: "" (datasets), "epoch ", "T_out="
+    improving: set[str] = field(default_factory=set)  # marked ‡: best validation epoch = last epoch
 
     @property
     def empty(self) -> bool:
@@ -89,6 +90,22 @@ def _flag_not_beating_persistence(mean: pd.DataFrame) -> set[str]:
     return flagged
 
 
+def budget_rule(rows: pd.DataFrame) -> str:
+    """One sentence on the training budget of the learned models in `rows` (the table's caption says it)."""
+    learned = rows[rows["trainable"].astype(bool)].drop_duplicates("run_id")
+    if learned.empty:
+        return ""
+    budgets = learned.groupby(["epochs", "batch_size"])["model"].agg(lambda m: sorted(set(m)))
+    steps = sorted({int(s) for s in learned["optimizer_steps"].dropna()})
+    step_text = (f"{steps[0]} optimizer steps" if len(steps) == 1 else
+                 f"{steps[0]}-{steps[-1]} optimizer steps" if steps else "")
+    if len(budgets) == 1:
+        (epochs, batch), _ = next(iter(budgets.items()))
+        return f"Every learned model: {epochs} epochs at batch {batch}{f' ({step_text})' if steps else ''}."
+    parts = [f"{epochs} epochs at batch {batch}: {', '.join(models)}" for (epochs, batch), models in budgets.items()]
+    return f"Unequal budgets -- {'; '.join(parts)}."
+
+
 def main_table(frame: pd.DataFrame, space: str = "normalized", metrics: list[str] | None = None,
                profile: str | None = None) -> Table:
     """Rows: models; columns: dataset x metric; the best-checkpoint test scores."""
@@ -98,9 +115,11 @@ def main_table(frame: pd.DataFrame, space: str = "normalized", metrics: list[str
     mean, std, n = _pivot(rows, ["model"], ["dataset", "metric"], metrics)
     order = _model_order(mean.index)
     mean, std, n = (t.reindex(order) for t in (mean, std, n))
+    improving = set(rows.loc[rows["still_improving"].astype(bool), "model"])
     caption = (f"Test scores of the best-validation checkpoint, {space} units, per-pixel means "
-               f"(mean ± std over seeds). † : not better than persistence on MSE.")
-    return Table("main", mean, std, n, caption, _flag_not_beating_persistence(mean))
+               f"(mean ± std over seeds). {budget_rule(rows)} † : not better than persistence on MSE. "
+               f"‡ : still improving (its best validation epoch is its last: budget-bound).")
+    return Table("main", mean, std, n, caption, _flag_not_beating_persistence(mean), improving=improving)
 
 
 def epoch_sweep_table(frame: pd.DataFrame, space: str = "normalized", metrics: list[str] | None = None,
@@ -158,15 +177,16 @@ def formatted(table: Table, bold: tuple[str, str] = ("", "")) -> pd.DataFrame:
     text = pd.DataFrame({c: [cell(r, c) for r in table.mean.index] for c in table.mean.columns},
                         index=table.mean.index)
     text.columns = pd.MultiIndex.from_tuples([_column_label(c, table.column_prefix) for c in table.mean.columns])
-    text.index = table.mean.index.map(lambda key: _mark_flagged(key, table.flagged))
+    text.index = table.mean.index.map(lambda key: _mark_models(key, table))
     return text
 
 
-def _mark_flagged(key: object, flagged: set[str]) -> object:
-    """Append † to the model part (the last level) of a row key when that model is flagged."""
+def _mark_models(key: object, table: Table) -> object:
+    """Append † (flagged) and ‡ (still improving) to the model part (the last level) of a row key."""
     parts = key if isinstance(key, tuple) else (key,)
-    if parts[-1] in flagged:
-        parts = (*parts[:-1], f"{parts[-1]} †")
+    marks = ("†" if parts[-1] in table.flagged else "") + ("‡" if parts[-1] in table.improving else "")
+    if marks:
+        parts = (*parts[:-1], f"{parts[-1]} {marks}")
     return parts if isinstance(key, tuple) else parts[0]
 
 
@@ -185,18 +205,24 @@ def to_markdown(table: Table) -> str:
     return f"{table.caption}\n\n{flat.to_markdown()}\n"
 
 
+def _latex_escape(text: str) -> str:
+    """Make a cell, label or caption LaTeX-safe: underscores, ±, and the † / ‡ marks."""
+    for plain, latex in (("_", "\\_"), ("%", "\\%"), ("±", "$\\pm$"), ("†", "$^\\dagger$"), ("‡", "$^\\ddagger$")):
+        text = text.replace(plain, latex)
+    return text
+
+
 def to_latex(table: Table) -> str:
     """LaTeX tabular (booktabs rules, multicolumn headers) via pandas Styler."""
     text = formatted(table, bold=("\\textbf{", "}"))
-    text = text.map(lambda s: s.replace("±", "$\\pm$").replace("†", "$^\\dagger$"))
+    text = text.map(_latex_escape)
     text.index = text.index.map(
-        lambda i: tuple(str(p).replace("_", "\\_").replace("†", "$^\\dagger$") for p in i)
-        if isinstance(i, tuple) else str(i).replace("_", "\\_").replace("†", "$^\\dagger$"))
+        lambda i: tuple(_latex_escape(str(p)) for p in i) if isinstance(i, tuple) else _latex_escape(str(i)))
     text.columns = pd.MultiIndex.from_tuples(
         [tuple(str(p).replace("_", "\\_").replace("↓", "$\\downarrow$").replace("↑", "$\\uparrow$") for p in c)
          for c in text.columns])
     styler = text.style
-    caption = table.caption.replace("±", "$\\pm$").replace("†", "$^\\dagger$").replace("_", "\\_")
+    caption = _latex_escape(table.caption)
     return styler.to_latex(hrules=True, multicol_align="c", caption=caption, position_float="centering",
                            environment="table")
 

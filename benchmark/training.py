@@ -3,7 +3,16 @@
 Model selection follows the rules a fair benchmark needs: the validation split (never the test
 split) picks the best checkpoint, and the test split is scored with those best weights. The test
 split is also scored at the epochs listed in `train.eval_at` (for the epoch-sweep tables); those
-scores live in the callback's state, so they are saved in every checkpoint and survive a resume.
+scores, and the per-epoch validation curve, live in callbacks' state, so they are saved in every
+checkpoint and survive a resume.
+
+Learning-rate schedules (`train.scheduler`), all stepped once per optimizer step:
+- `cosine`: cosine decay from `lr` to `min_lr` over the run (OpenSTL's weather runs), after an
+  optional linear warm-up of `warmup_steps` steps from `lr / 100`;
+- `constant`: `lr` throughout (after the same optional warm-up);
+- `onecycle`: `torch.optim.lr_scheduler.OneCycleLR` with its defaults (warm-up from `lr / 25` to `lr`
+  over the first `warmup_fraction` of the run, default 0.3, then cosine annealing to `lr / 25e4`),
+  the schedule of SimVP's and PastNet's original code.
 """
 
 from __future__ import annotations
@@ -52,6 +61,10 @@ class ForecastModule(L.LightningModule):
         """Predict `(B, T_out, C, H, W)` from `(B, T_in, C, H, W)`."""
         return self.model(x)
 
+    def on_fit_start(self) -> None:
+        """Let the model fix its step-based schedules for this run's total number of optimizer steps."""
+        self.schedule = self.model.plan_schedule(int(self.trainer.estimated_stepping_batches))
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """One optimisation step on the model's own training objective."""
         x, y = batch
@@ -79,7 +92,7 @@ class ForecastModule(L.LightningModule):
         self.log("val/mse", mse, prog_bar=True, batch_size=x.shape[0], sync_dist=True)
 
     def configure_optimizers(self) -> Any:
-        """Adam or AdamW with a per-step cosine decay to `min_lr` (or a constant rate)."""
+        """Adam or AdamW, with the per-step learning-rate schedule `train.scheduler` names."""
         cfg = self.train_config
         optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
         if cfg["optimizer"] not in optimizers:
@@ -87,15 +100,41 @@ class ForecastModule(L.LightningModule):
         optimizer = optimizers[cfg["optimizer"]](
             self.model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"])
         )
-        if cfg["scheduler"] == "constant":
-            return optimizer
-        if cfg["scheduler"] != "cosine":
-            raise BenchError(f"Unknown scheduler {cfg['scheduler']!r}; use cosine or constant.")
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=total_steps, eta_min=float(cfg["min_lr"])
-        )
+        scheduler = build_lr_scheduler(optimizer, cfg, total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+SCHEDULERS = ("cosine", "constant", "onecycle")
+
+
+def build_lr_scheduler(optimizer: torch.optim.Optimizer, cfg: dict[str, Any],
+                       total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-step learning-rate schedule of `cfg["scheduler"]` for a run of `total_steps` steps."""
+    name = cfg["scheduler"]
+    if name not in SCHEDULERS:
+        raise BenchError(f"Unknown scheduler {name!r}; use one of {', '.join(SCHEDULERS)}.")
+    lr = float(cfg["lr"])
+    if name == "onecycle":
+        fraction = float(cfg["warmup_fraction"])
+        if not 0.0 < fraction < 1.0:
+            raise BenchError(f"train.warmup_fraction must lie strictly between 0 and 1 for the onecycle "
+                             f"scheduler, got {fraction}.")
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps,
+                                                   pct_start=fraction)
+    warmup = int(cfg["warmup_steps"])
+    if warmup < 0 or (warmup and warmup >= total_steps):
+        raise BenchError(f"train.warmup_steps must be >= 0 and less than the run's {total_steps} optimizer "
+                         f"steps, got {warmup}.")
+    if name == "cosine":
+        main = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps - warmup),
+                                                          eta_min=float(cfg["min_lr"]))
+    else:
+        main = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if warmup == 0:
+        return main
+    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, end_factor=1.0, total_iters=warmup)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
 
 
 class ForecastDataModule(L.LightningDataModule):
@@ -163,6 +202,55 @@ class EvalAtEpochs(Callback):
         self.results = dict(state_dict.get("results", {}))
 
 
+class ValidationCurve(Callback):
+    """Per epoch: validation MSE, mean training loss and the optimizer step reached (kept in checkpoints)."""
+
+    def __init__(self) -> None:
+        self.curve: list[dict[str, Any]] = []
+        self._loss_sum, self._batches = 0.0, 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._loss_sum, self._batches = 0.0, 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        self._loss_sum += float(loss.detach())
+        self._batches += 1
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # like EvalAtEpochs: before ModelCheckpoint saves, so the point is inside this epoch's checkpoint
+        if trainer.sanity_checking:
+            return
+        epoch = trainer.current_epoch + 1
+        if self.curve and self.curve[-1]["epoch"] == epoch:
+            return
+        val = trainer.callback_metrics.get("val/mse")
+        self.curve.append({
+            "epoch": epoch,
+            "step": int(trainer.global_step),
+            "val_mse": float(val) if val is not None else None,
+            "train_loss": self._loss_sum / self._batches if self._batches else None,
+        })
+
+    def state_dict(self) -> dict[str, Any]:
+        """The curve so far (saved into checkpoints)."""
+        return {"curve": self.curve}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the curve on resume."""
+        self.curve = list(state_dict.get("curve", []))
+
+
+def still_improving(curve: list[dict[str, Any]]) -> bool | None:
+    """True when the lowest validation MSE of `curve` is at its last epoch (the budget, not the model,
+    ended training); None without a curve of at least two points."""
+    values = [p["val_mse"] for p in curve if p.get("val_mse") is not None and math.isfinite(p["val_mse"])]
+    if len(values) < 2:
+        return None
+    return values[-1] <= min(values)
+
+
 @dataclass
 class FitOutcome:
     """What training produced, besides the weights loaded into the model."""
@@ -174,6 +262,8 @@ class FitOutcome:
     epochs_run: int
     optimizer_steps: int
     eval_at: dict[str, Any] = field(default_factory=dict)
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    schedule: dict[str, Any] = field(default_factory=dict)
     resumed_from: str | None = None
     is_global_zero: bool = True  # False in the other processes of a multi-process (DDP) run
 
@@ -200,7 +290,8 @@ def fit(
         dirpath=checkpoint_dir, filename="best-{epoch}", monitor="val/mse", mode="min", save_top_k=1, save_last=True
     )
     eval_at = EvalAtEpochs(cfg["eval_at"], datamodule, cfg["limit_test_batches"], config.model)
-    callbacks: list[Callback] = [eval_at, checkpoint]
+    curve = ValidationCurve()
+    callbacks: list[Callback] = [eval_at, curve, checkpoint]
     if progress:
         from lightning.pytorch.callbacks import RichProgressBar
 
@@ -249,6 +340,8 @@ def fit(
         epochs_run=int(trainer.current_epoch),
         optimizer_steps=int(trainer.global_step),
         eval_at=dict(eval_at.results),
+        curve=list(curve.curve),
+        schedule=dict(getattr(module, "schedule", {}) or {}),
         resumed_from=resume,
         is_global_zero=trainer.is_global_zero,
     )

@@ -83,6 +83,8 @@ def test_dry_run_prints_resolved_configs_and_trains_nothing(tmp_path):
                     "train.lr=0.003", "--results", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert result.output.count('"lr": 0.003') == 2 and "num_hidden" in result.output
+    # the plan resolves each run against its data: optimizer steps, and the schedule in those steps
+    assert result.output.count('"total_steps": 6') >= 2 and '"steps_per_epoch": 3' in result.output
     assert not any(tmp_path.iterdir())
 
 

@@ -137,3 +137,33 @@ def test_render_all_three_formats(results, tmp_path):
     assert "$\\pm$" in latex and "synthetic-weather:t2m" in latex
     markdown = (tmp_path / "out" / "main_physical.md").read_text()
     assert markdown.count("\n|") >= 4 and "MSE ↓" in markdown and "SSIM ↑" in markdown
+
+
+def test_main_table_marks_still_improving_models_and_states_the_budget(tmp_path):
+    from benchmark.tables import formatted, main_table, to_latex
+
+    folder = tmp_path / "results"
+    for model, mse, improving in [("persistence", 0.5, None), ("convlstm", 0.3, True), ("simvp", 0.2, False)]:
+        record = make_record(model, mse)
+        record["best"] = {"epoch": 2, "still_improving": improving}
+        record["cost"] = {"optimizer_steps": 0 if model == "persistence" else 6}
+        record["model_info"] = {"trainable": model != "persistence"}
+        write_record(folder, record)
+    table = main_table(records_to_frame(load_records(folder)))
+    assert table.improving == {"convlstm"}
+    assert "Every learned model: 2 epochs at batch 4 (6 optimizer steps)." in table.caption
+    text = formatted(table)
+    assert list(text.index) == ["persistence", "convlstm ‡", "simvp"]
+    assert "$^\\ddagger$" in to_latex(table)
+
+
+def test_caption_names_unequal_budgets(tmp_path):
+    from benchmark.tables import main_table
+
+    folder = tmp_path / "results"
+    write_record(folder, make_record("convlstm", 0.3))
+    record = make_record("simvp", 0.2)
+    record["config"]["train"]["epochs"] = 5
+    write_record(folder, record)
+    caption = main_table(records_to_frame(load_records(folder))).caption
+    assert "Unequal budgets -- 2 epochs at batch 4: convlstm; 5 epochs at batch 4: simvp." in caption

@@ -122,6 +122,7 @@ def test_crashed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     assert record["cost"]["resumed_from"].endswith("last.ckpt")
     assert record["cost"]["optimizer_steps"] == 2 * limit
     assert sorted(record["eval_at"]) == ["1", "2"]  # epoch 1's scores came back from the checkpoint
+    assert [p["epoch"] for p in record["curve"]] == [1, 2]  # so did epoch 1's validation point
     assert not (run_dir / "error.json").exists()
 
     again = run_sweep([config], tmp_path)
@@ -155,3 +156,81 @@ def test_default_jobs_is_one_per_core_on_cpu_and_one_for_multi_device_runs(monke
     assert default_jobs([*configs, ddp]) == 1
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert default_jobs(configs) == 1
+
+
+def test_record_keeps_the_validation_curve_and_the_planned_schedule(tmp_path):
+    config = smoke("convlstm", epochs=3)
+    record = execute_run(config, tmp_path)
+    curve = record["curve"]
+    assert [p["epoch"] for p in curve] == [1, 2, 3]
+    assert [p["step"] for p in curve] == [3, 6, 9]
+    logged = pd.read_csv(tmp_path / config.run_id / "logs" / "metrics.csv").dropna(subset=["val/mse"])
+    assert [p["val_mse"] for p in curve] == pytest.approx(list(logged["val/mse"]), rel=1e-6)
+    assert all(p["train_loss"] > 0 for p in curve)
+    best = min(range(3), key=lambda i: curve[i]["val_mse"])
+    assert record["best"]["epoch"] == best + 1
+    assert record["best"]["still_improving"] is (best == 2)
+    # the scheduled-sampling schedule was fixed for this run's 9 optimizer steps
+    assert record["schedule"]["total_steps"] == record["cost"]["optimizer_steps"] == 9
+
+
+def test_planned_steps_match_lightnings_count(tmp_path):
+    from benchmark.runner import describe_plan
+
+    config = smoke("simvp", epochs=1, limit_train_batches=None)
+    plan = describe_plan(config)
+    record = execute_run(config, tmp_path)
+    assert plan["total_steps"] == record["cost"]["optimizer_steps"] > 3
+    assert plan["parameters"] == record["model_info"]["parameters"]
+
+
+def test_still_improving_reads_the_curve():
+    from benchmark.training import still_improving
+
+    assert still_improving([{"val_mse": 0.3}, {"val_mse": 0.2}]) is True
+    assert still_improving([{"val_mse": 0.2}, {"val_mse": 0.3}]) is False
+    assert still_improving([{"val_mse": 0.2}]) is None
+
+
+@pytest.mark.parametrize("name", ["cosine", "constant", "onecycle"])
+def test_learning_rate_schedules(name):
+    from benchmark.config import TRAIN_DEFAULTS
+    from benchmark.training import build_lr_scheduler
+
+    cfg = {**TRAIN_DEFAULTS, "scheduler": name, "lr": 1e-2, "min_lr": 1e-5, "warmup_steps": 10}
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg["lr"])
+    scheduler = build_lr_scheduler(optimizer, cfg, total_steps=100)
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    peak = max(range(100), key=rates.__getitem__)
+    if name == "onecycle":  # OneCycleLR: warm up from lr/25 over the first 30%, then anneal far below
+        assert rates[0] == pytest.approx(1e-2 / 25) and 28 <= peak <= 30 and rates[-1] < 1e-5
+    else:  # linear warm-up over 10 steps from lr/100, then cosine to min_lr or constant
+        assert rates[0] == pytest.approx(1e-4) and peak == 10 and rates[10] == pytest.approx(1e-2)
+        assert 1e-5 <= rates[-1] < 2e-5 if name == "cosine" else rates[-1] == pytest.approx(1e-2)
+
+
+def test_bad_schedule_settings_are_clear_errors():
+    from benchmark.config import TRAIN_DEFAULTS
+    from benchmark.errors import BenchError
+    from benchmark.training import build_lr_scheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    for bad, fragment in [({"scheduler": "linear"}, "Unknown scheduler"),
+                          ({"scheduler": "onecycle", "warmup_fraction": 1.5}, "warmup_fraction"),
+                          ({"warmup_steps": 500}, "warmup_steps")]:
+        with pytest.raises(BenchError, match=fragment):
+            build_lr_scheduler(optimizer, {**TRAIN_DEFAULTS, **bad}, total_steps=100)
+
+
+def test_a_gpu_run_without_cuda_is_a_clear_error(monkeypatch):
+    from benchmark.errors import ConfigError
+    from benchmark.runner import run_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert run_device("auto") == "cpu" and run_device("cpu") == "cpu"
+    with pytest.raises(ConfigError, match="train.accelerator=cpu"):
+        run_device("gpu")
