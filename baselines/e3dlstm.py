@@ -20,10 +20,20 @@ top of PredRNN's spatiotemporal LSTM (ST-LSTM):
       O_t  = sigmoid(W_xo * X_t + W_ho * H_{t-1} + W_co * C_t + W_mo * M')
       H_t  = O_t (.) tanh(W_111 * [C_t, M'])
 
-  In the attention every space-time position of the clip is a token whose features are the
-  `num_hidden` channels: the query is `R_t` (window*h*w tokens), keys and values are the stacked
-  cell-state history (n_hist*window*h*w tokens). `M` flows zig-zag as in PredRNN: up through the
-  layers within a step, then from the top layer to the bottom layer of the next step.
+  In the attention every space-time position `(window, h, w)` of the clip is a token whose features
+  are the `num_hidden` channels: the query is `R_t` (window*h*w tokens), keys and values are the
+  stacked cell-state history (n_hist*window*h*w tokens). This is the paper's reading ("3D
+  self-attention" over the memory's positions) and what the authors' TensorFlow code computes
+  (google/e3d_lstm `src/layers/rnn_cell.py`, `_attn`: its tensors are channels-last
+  `(b, l, w, h, c)`, reshaped to `(b, -1, c)`, the history stacked on the time axis). OpenSTL's
+  port (`openstl/modules/e3dlstm_modules.py`, `_attn`) reshapes its channels-first `(B, C, T, H, W)`
+  tensors to `(B, -1, C)` without a permute, with the history stacked on the *channel* axis: its
+  "tokens" are runs of `C` consecutive values of one channel's flattened (window, h, w) map (at the
+  weather shape, where window*h*w = 1024 is a multiple of C = 128) and its "features" are
+  positions, a different operation with the same parameter count. We keep the paper's reading;
+  OpenSTL's published E3D-LSTM numbers come from the other one. `M` flows zig-zag as in PredRNN:
+  up through the layers within a step, then from the top layer to the bottom layer of the next
+  step.
 
 A 3-D conv with kernel = stride = `(window_length, 1, 1)` reads the top hidden clip out to the next
 (patched) frame. As for ConvLSTM, the model runs over `T_in + T_out - 1` steps with scheduled
@@ -32,7 +42,19 @@ sampling in training (see `baselines.recurrent`).
 Published settings (OpenSTL, WeatherBench 5.625 deg), the builder's defaults: `patch_size=2`
 (space-to-depth), `num_hidden=(128, 128, 128, 128)`, `filter_size=(2, 5, 5)`, `window_length=2`
 (window stride 1: one new frame per step), no layer norm on the gate convolutions, scheduled
-sampling from 1.0 falling by 2e-5 per step, loss = MSE on all `T_in + T_out - 1` generated frames.
+sampling from 1.0 falling by 2e-5 per step (eta = 0 from step 50,000 of OpenSTL's 164,250, i.e.
+30.4% of training), loss = **MSE + L1** on all `T_in + T_out - 1` generated frames, both means with
+weight 1: OpenSTL's `E3DLSTM_Model` (`openstl/models/e3dlstm_model.py`) returns
+`nn.MSELoss()(gen, truth) + nn.L1Loss()(gen, truth)`; the authors' TF code
+(`src/models/eidetic_3d_lstm_net.py`) uses sums, `tf.nn.l2_loss` (half the sum of squares) + the
+sum of absolute errors = `n * (MSE / 2 + L1)` over `n` values: the same two terms, L1 weighted twice
+as much against the MSE, the whole scaled by `n`. `training_loss` logs `mse`, `l1`, `mse_future`
+and `sampling_eta`.
+
+Schedule rule (`schedule`, as ConvLSTM, see `baselines.recurrent`): `"relative"` (the default) reads
+the published schedule as fractions of this run (step `k` of `N` counts as published step
+`k * 164,250 / N`: eta 1.0 at step 0, 0.5 at 15.2%, 0 from 30.4% of the run on); `"absolute"` uses
+the published step values as they are.
 
 Conv layout, worked out to reproduce the reference parameter count (OpenSTL re-counted 51.33M at
 shape (12, 1, 32, 64), all weights used; its published table says 51.09M). Per cell, no biases:
@@ -72,6 +94,11 @@ Implementation notes (every *choice* is ours):
   time padding and interpolates the result back to the clip's size). Space is padded 'same'.
 - *choice*: the scheduled-sampling draw is one Bernoulli(eta) per sample and future frame, and
   metrics score only the `T_out` future frames, as for ConvLSTM.
+- *choice*: `schedule="relative"` by default (the published step counts fit OpenSTL's runs, not
+  ours); without `plan_schedule` a relative model uses the reference length, i.e. the published
+  step values.
+- *choice*: the L1 term is a mean over all values, as in OpenSTL (the TF code's sums scale the
+  loss, and with it the learning rate, by the number of values; OpenSTL's rates are set for means).
 """
 
 from __future__ import annotations
@@ -88,6 +115,7 @@ from baselines.recurrent import (
     check_patch_size,
     check_positive_ints,
     check_sampling_schedule,
+    check_schedule,
 )
 from benchmark.errors import ConfigError
 from benchmark.registry import register_model
@@ -190,6 +218,7 @@ class E3DLSTM(ScheduledSamplingForecaster):
         tau: int | None,
         sampling_start_value: float,
         sampling_changing_rate: float,
+        schedule: str = "relative",
     ):
         super().__init__()
         self.shape = shape
@@ -198,6 +227,7 @@ class E3DLSTM(ScheduledSamplingForecaster):
         self.tau = tau
         self.sampling_start_value = sampling_start_value
         self.sampling_changing_rate = sampling_changing_rate
+        self.schedule = schedule
         frame_channels = shape.channels * patch_size * patch_size
         clip_shape = (window_length, shape.height // patch_size, shape.width // patch_size)
         widths = [frame_channels, *num_hidden]
@@ -208,6 +238,12 @@ class E3DLSTM(ScheduledSamplingForecaster):
         self.readout = nn.Conv3d(
             num_hidden[-1], frame_channels, kernel_size=(window_length, 1, 1), stride=(window_length, 1, 1), bias=False
         )
+
+    def frame_loss(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """MSE + L1 (both means, weight 1, as OpenSTL) over all generated frames; logs both terms."""
+        mse = F.mse_loss(pred, target)
+        l1 = F.l1_loss(pred, target)
+        return mse + l1, {"mse": mse.detach(), "l1": l1.detach()}
 
     def initial_state(self, frame: torch.Tensor) -> E3DState:
         """Zero state for a batch of patched frames `(B, C*p*p, h, w)`."""
@@ -260,6 +296,7 @@ def build_e3dlstm(
     tau: int | None = None,
     sampling_start_value: float = 1.0,
     sampling_changing_rate: float = 2e-5,
+    schedule: str = "relative",
 ) -> E3DLSTM:
     """E3D-LSTM (Wang et al., 2019): 3-D conv ST-LSTM cells with eidetic recall, patch 2."""
     name = "e3dlstm"
@@ -291,4 +328,7 @@ def build_e3dlstm(
             f"integer, or null for all of them (the published setting), got {tau!r}."
         )
     check_sampling_schedule(name, sampling_start_value, sampling_changing_rate)
-    return E3DLSTM(shape, patch_size, hidden, kernel, window, tau, sampling_start_value, sampling_changing_rate)
+    check_schedule(name, schedule)
+    return E3DLSTM(
+        shape, patch_size, hidden, kernel, window, tau, sampling_start_value, sampling_changing_rate, schedule
+    )

@@ -24,12 +24,23 @@ ACM MM 2024 (arXiv:2305.11421). Two branches are summed:
   frame.
 
 Published settings (the public PastNet code, Moving MNIST 10 -> 10 frames at 64x64), the builder's
-defaults: `embed_dim=128, fpg_patch=16, fpg_depth=1, fpg_mlp_ratio=2.0, afno_blocks=4,
-afno_softshrink=0.0, dst_hiddens=128, dst_res_layers=4, dst_res_hiddens=32, num_codes=512,
-code_dim=64, commitment_cost=0.25, ema_decay=0.99, ema_epsilon=1e-5, hid_T=256, N_T=8, groups=8,
-incep_ker=(3, 5, 7, 11)`. Training there: batch 16, Adam lr 1e-2, OneCycle.
+defaults: `embed_dim=128, fpg_patch=16` (at 64x64; chosen per shape, see below), `fpg_depth=1,
+fpg_mlp_ratio=2.0, afno_blocks=4, afno_softshrink=0.0, dst_hiddens=128, dst_res_layers=4,
+dst_res_hiddens=32, num_codes=512, code_dim=64, commitment_cost=0.25, ema_decay=0.99,
+ema_epsilon=1e-5, hid_T=256, N_T=8, groups=8, incep_ker=(3, 5, 7, 11)`. Training there: batch 16,
+Adam lr 1e-2, OneCycle.
 
-Parameters with the defaults: 16,432,790 at (10, 1, 64, 64) and 16,867,478 at (12, 1, 32, 64).
+The FPG's patch, `fpg_patch=None` (the default), is chosen per frame shape: the largest of
+`FPG_PATCHES = (16, 8, 4)` that divides H and W and leaves a token grid of at least
+`MIN_FPG_TOKENS = 4` x 4; if none leaves 4 x 4, the smallest that divides (the finest grid). So
+64x64 -> 16 (a 4x4 grid, the published setting), 32x64 -> 8 (4x8; patch 16 would give 2x4, whose
+`rfft2` is 2x3: a nearly degenerate spectrum), 120x160 -> 8 (15x20), 24x32 -> 4 (6x8), and 8x16 -> 4
+(2x4, the finest grid the head allows). Patches 2 and 1 are not candidates: the FPG head
+up-samples by 2, 2 and `fpg_patch / 4`. An explicit integer is used as given (validated below).
+The resolved patch is `model.fpg_patch`, the grid `model.fpg.token_grid`.
+
+Parameters with the defaults: 16,432,790 at (10, 1, 64, 64) (patch 16) and 16,845,926 at
+(12, 1, 32, 64) (patch 8; 16,867,478 with patch 16).
 The public code counts 16,498,326 at (10, 1, 64, 64) (our tally of its modules): the 65,536 more
 are its codebook and EMA sums (512 x 64 each), which it registers as `nn.Parameter`s although no
 gradient ever reaches them; we keep them as buffers, so they are not counted. There is no published
@@ -63,6 +74,9 @@ Implementation notes:
 - *choice*: `fpg_patch` must be a multiple of 4 because the FPG head up-samples by 2, 2 and
   `fpg_patch / 4` (2, 2, 4 at the published patch 16); frames must be divisible by `fpg_patch`
   (the token grid) and by 4 (the DST encoder's two stride-2 convs).
+- *choice*: `fpg_patch=None` picks the patch per frame shape (rule above), so that the Fourier
+  guide keeps a token grid of at least 4 x 4 as in the original 64x64 setting; the original code
+  has patch 16 hard-wired for 64x64 frames.
 - The vector quantizer and the AFNO filter run in float32 even under autocast (nearest-code
   search and FFTs are not reliable in half precision).
 """
@@ -81,6 +95,26 @@ from benchmark.errors import ConfigError
 from benchmark.model_api import ForecastModel
 from benchmark.registry import register_model
 from benchmark.shapes import DataShape
+
+FPG_PATCHES = (16, 8, 4)
+"""Candidate FPG patch sizes for `fpg_patch=None`, largest first (multiples of 4, see the module doc)."""
+
+MIN_FPG_TOKENS = 4
+"""Smallest token-grid side the automatic FPG patch aims for (the original 64x64 setting has 4 x 4)."""
+
+
+def choose_fpg_patch(height: int, width: int) -> int | None:
+    """The FPG patch for `height x width` frames when `fpg_patch=None`, or None if no candidate divides.
+
+    The largest of `FPG_PATCHES` that divides both sides and leaves at least `MIN_FPG_TOKENS` tokens
+    along each; failing that, the smallest candidate that divides both (the finest grid available).
+    """
+    dividing = [p for p in FPG_PATCHES if height % p == 0 and width % p == 0]
+    for patch in dividing:
+        if min(height // patch, width // patch) >= MIN_FPG_TOKENS:
+            return patch
+    return dividing[-1] if dividing else None
+
 
 # --- FPG: the Fourier physics guide ---------------------------------------------------------------
 
@@ -152,8 +186,9 @@ class FourierPhysicsGuide(nn.Module):
         softshrink: float,
     ):
         super().__init__()
+        self.token_grid = (height // patch, width // patch)
         self.patch_embed = nn.Conv2d(channels, embed_dim, kernel_size=patch, stride=patch)
-        self.pos_embed = nn.Parameter(torch.zeros(1, height // patch, width // patch, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, *self.token_grid, embed_dim))
         self.blocks = nn.ModuleList(FourierBlock(embed_dim, mlp_ratio, num_blocks, softshrink) for _ in range(depth))
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head = nn.Sequential(
@@ -327,6 +362,7 @@ class PastNet(ForecastModel):
         self.shape = shape
         t_in, t_out, c, h, w = shape
         self.vq_loss_weight = vq_loss_weight
+        self.fpg_patch = fpg_patch
         self.fpg = FourierPhysicsGuide(
             c, h, w, embed_dim, fpg_patch, fpg_depth, fpg_mlp_ratio, afno_blocks, afno_softshrink
         )
@@ -403,13 +439,20 @@ def _check_hparams(shape: DataShape, hp: dict) -> None:
     for k in check_positive_ints("pastnet", "incep_ker", hp["incep_ker"]):
         if k % 2 == 0:
             raise ConfigError(f"Model 'pastnet': incep_ker must hold odd kernel sizes, got {k}.")
+    h, w = shape.height, shape.width
     patch = hp["fpg_patch"]
-    if not isinstance(patch, int) or patch < 4 or patch % 4:
+    if patch is None:
+        raise ConfigError(
+            f"Model 'pastnet' chooses its FPG patch from {list(FPG_PATCHES)} (fpg_patch=null), but none of "
+            f"them divides the frame size {h}x{w} of shape {tuple(shape)}. Use frames whose height and width "
+            "are multiples of 4 (the DST encoder down-samples by 4 too), or crop/pad them."
+        )
+    if not isinstance(patch, int) or isinstance(patch, bool) or patch < 4 or patch % 4:
         raise ConfigError(
             f"Model 'pastnet': fpg_patch must be a multiple of 4 (the FPG head up-samples by 2, 2 and "
-            f"fpg_patch/4), got {patch!r}. The published value is 16."
+            f"fpg_patch/4), got {patch!r}. The published value is 16 (at 64x64); null chooses it per "
+            "frame shape."
         )
-    h, w = shape.height, shape.width
     if h % patch or w % patch:  # a multiple of 4 that divides H and W: the DST's down-sampling by 4 fits too
         raise ConfigError(
             f"Model 'pastnet' cuts frames into {patch}x{patch} patches (fpg_patch={patch}), which does not "
@@ -428,7 +471,7 @@ def build_pastnet(
     shape: DataShape,
     *,
     embed_dim: int = 128,
-    fpg_patch: int = 16,
+    fpg_patch: int | None = None,
     fpg_depth: int = 1,
     fpg_mlp_ratio: float = 2.0,
     afno_blocks: int = 4,
@@ -450,6 +493,8 @@ def build_pastnet(
     """PastNet (Wu et al., 2024): VQ encoder + Inception translator + decoder, plus an AFNO Fourier guide."""
     hp = dict(locals())  # every keyword above, by name
     del hp["shape"]
+    if fpg_patch is None:
+        hp["fpg_patch"] = choose_fpg_patch(shape.height, shape.width)
     _check_hparams(shape, hp)
     hp["incep_ker"] = list(incep_ker)
     return PastNet(shape, **hp)

@@ -27,8 +27,13 @@ training, the ground truth with the scheduled-sampling probability, see `baselin
 Published settings (OpenSTL, WeatherBench 5.625 deg), the builder's defaults: `patch_size=2`
 (space-to-depth), `num_hidden=(128, 128, 128, 128)`, `filter_size=5`, stride 1, no layer norm,
 scheduled sampling from 1.0 falling by 2e-5 per step (`sampling_start_value`,
-`sampling_changing_rate`), loss = MSE on all `T_in + T_out - 1` generated frames, 1x1 bias-free
-readout.
+`sampling_changing_rate`, in the published run's steps: eta = 0 from step 50,000 of 164,250, i.e.
+30.4% of training), loss = MSE on all `T_in + T_out - 1` generated frames, 1x1 bias-free readout.
+
+Schedule rule (`schedule`, as ConvLSTM, see `baselines.recurrent`): `"relative"` (the default) reads
+the published schedule as fractions of this run (step `k` of `N` counts as published step
+`k * 164,250 / N`: eta 1.0 at step 0, 0.5 at 15.2%, 0 from 30.4% of the run on); `"absolute"` uses
+the published step values as they are.
 
 Implementation notes:
 - Biases as in the reference implementation (the original thuml/predrnn-pytorch cell, which
@@ -44,6 +49,9 @@ Implementation notes:
 - *choice*: the scheduled-sampling draw is one Bernoulli(eta) per sample and future frame (the
   whole patched frame is truth or own output), as in the original PredRNN/OpenSTL code and as our
   ConvLSTM does.
+- *choice*: `schedule="relative"` by default (the published step counts fit OpenSTL's 164,250-step
+  runs, not ours); without `plan_schedule` a relative model uses the reference length, i.e. the
+  published step values.
 - *choice*: metrics score only the `T_out` future frames; `forward` returns only those.
 """
 
@@ -61,6 +69,7 @@ from baselines.recurrent import (
     check_patch_size,
     check_positive_ints,
     check_sampling_schedule,
+    check_schedule,
 )
 from benchmark.errors import ConfigError
 from benchmark.registry import register_model
@@ -173,10 +182,12 @@ class PredRNN(STLSTMForecaster, ScheduledSamplingForecaster):
         filter_size: int,
         sampling_start_value: float,
         sampling_changing_rate: float,
+        schedule: str = "relative",
     ):
         super().__init__(shape, patch_size, num_hidden, filter_size)
         self.sampling_start_value = sampling_start_value
         self.sampling_changing_rate = sampling_changing_rate
+        self.schedule = schedule
 
 
 def check_stlstm_settings(model_name: str, shape: DataShape, patch_size: int, num_hidden, filter_size) -> list[int]:
@@ -207,8 +218,10 @@ def build_predrnn(
     filter_size: int = 5,
     sampling_start_value: float = 1.0,
     sampling_changing_rate: float = 2e-5,
+    schedule: str = "relative",
 ) -> PredRNN:
     """PredRNN (Wang et al., 2017): stacked ST-LSTM cells, zig-zag memory, scheduled sampling, patch 2."""
     hidden = check_stlstm_settings("predrnn", shape, patch_size, num_hidden, filter_size)
     check_sampling_schedule("predrnn", sampling_start_value, sampling_changing_rate)
-    return PredRNN(shape, patch_size, hidden, filter_size, sampling_start_value, sampling_changing_rate)
+    check_schedule("predrnn", schedule)
+    return PredRNN(shape, patch_size, hidden, filter_size, sampling_start_value, sampling_changing_rate, schedule)

@@ -27,6 +27,14 @@ spatiotemporal memory, see `baselines.predrnn`); two things change in training:
   `reserve_schedule_sampling_exp`, which OpenSTL reuses. With the published settings: step 0 and
   25,000 -> (0.5, 0.5); 30,000 -> (0.816, 0.4); 50,000 and later -> (1.0, 0.0).
 
+Schedule rule (`schedule`, see `baselines.recurrent`): the published `k1`, `k2`, `alpha` are steps of
+OpenSTL's 164,250-step run, i.e. 15.2%, 30.4% and 3.04% of training. With `"relative"` (the
+default) step `k` of a run of `N` steps (`plan_schedule(N)`) counts as published step
+`k * 164,250 / N`, so (0.5, 0.5) holds up to 15.2% of the run, the input probability rises with a
+time constant of 3.04% of the run while the future one falls linearly, and (1.0, 0.0) holds from
+30.4% on; `"absolute"` uses the published step values as they are. `plan_schedule` returns `k1`,
+`k2` (the first step of this run in each later phase) and `alpha` in this run's steps.
+
 At evaluation (`forward`) the model reads the true inputs and then feeds its own outputs; it never
 sees the future ground truth, and the adapter is not used.
 
@@ -49,19 +57,28 @@ Implementation notes:
   OpenSTL's config also lists the plain scheduled-sampling settings, which are unused when reverse
   scheduled sampling is on; they are not hyper-parameters here.
 - *choice*: one Bernoulli draw per sample and frame (input or future), as in the original code.
+- *choice*: `schedule="relative"` by default (the published step counts fit OpenSTL's runs, not
+  ours); without `plan_schedule` a relative model uses the reference length, i.e. the published
+  step values.
 - *choice*: metrics score only the `T_out` future frames; `forward` returns only those.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from baselines.predrnn import StackState, STLSTMForecaster, check_stlstm_settings
-from baselines.recurrent import reverse_scheduled_sampling_etas, reverse_scheduled_sampling_mask
+from baselines.recurrent import (
+    check_schedule,
+    first_step_where,
+    reverse_scheduled_sampling_etas,
+    reverse_scheduled_sampling_mask,
+)
 from benchmark.errors import ConfigError
 from benchmark.registry import register_model
 from benchmark.shapes import DataShape
@@ -86,6 +103,7 @@ class PredRNNv2(STLSTMForecaster):
         r_sampling_step_1: float,
         r_sampling_step_2: float,
         r_exp_alpha: float,
+        schedule: str = "relative",
     ):
         super().__init__(shape, patch_size, num_hidden, filter_size)
         self.adapter = nn.Conv2d(self.hidden, self.hidden, kernel_size=1, bias=False)
@@ -93,10 +111,31 @@ class PredRNNv2(STLSTMForecaster):
         self.r_sampling_step_1 = r_sampling_step_1
         self.r_sampling_step_2 = r_sampling_step_2
         self.r_exp_alpha = r_exp_alpha
+        self.schedule = schedule
 
     def sampling_etas(self, step: int) -> tuple[float, float]:
-        """`(input_eta, future_eta)`: probabilities of feeding the truth at an input / future step."""
-        return reverse_scheduled_sampling_etas(step, self.r_sampling_step_1, self.r_sampling_step_2, self.r_exp_alpha)
+        """`(input_eta, future_eta)` at this run's optimizer step `step`: probabilities of feeding the
+        truth at an input / future step (the published schedule at `published_step(step)`)."""
+        return reverse_scheduled_sampling_etas(
+            self.published_step(step), self.r_sampling_step_1, self.r_sampling_step_2, self.r_exp_alpha
+        )
+
+    def resolved_schedule(self) -> dict[str, Any]:
+        """`r_sampling_step_1/2` (first step of this run in the rising / final phase), `r_exp_alpha`
+        in this run's steps, and the two probabilities at the run's last step."""
+        k1, k2 = self.r_sampling_step_1, self.r_sampling_step_2
+
+        def first_step_from(published: float) -> int:
+            return first_step_where(lambda k: self.published_step(k) >= published, self.run_step(published))
+
+        input_final, future_final = self.sampling_etas(self.run_length() - 1)
+        return {
+            "r_sampling_step_1": first_step_from(k1),
+            "r_sampling_step_2": first_step_from(k2),
+            "r_exp_alpha": round(self.run_step(self.r_exp_alpha), 3),
+            "sampling_eta_input_final": input_final,
+            "sampling_eta_final": future_final,
+        }
 
     def generate_with_decoupling(
         self, x: torch.Tensor, y: torch.Tensor | None = None, truth_mask: torch.Tensor | None = None
@@ -151,6 +190,7 @@ def build_predrnn_v2(
     r_sampling_step_1: int = 25_000,
     r_sampling_step_2: int = 50_000,
     r_exp_alpha: float = 5_000,
+    schedule: str = "relative",
 ) -> PredRNNv2:
     """PredRNN-v2 (Wang et al., 2022): PredRNN + memory-decoupling loss + reverse scheduled sampling."""
     hidden = check_stlstm_settings("predrnn-v2", shape, patch_size, num_hidden, filter_size)
@@ -163,6 +203,15 @@ def build_predrnn_v2(
             f"r_sampling_step_2={r_sampling_step_2}, r_exp_alpha={r_exp_alpha}. "
             "Published: 25000, 50000, 5000."
         )
+    check_schedule("predrnn-v2", schedule)
     return PredRNNv2(
-        shape, patch_size, hidden, filter_size, decouple_beta, r_sampling_step_1, r_sampling_step_2, r_exp_alpha
+        shape,
+        patch_size,
+        hidden,
+        filter_size,
+        decouple_beta,
+        r_sampling_step_1,
+        r_sampling_step_2,
+        r_exp_alpha,
+        schedule,
     )

@@ -10,6 +10,8 @@ model file only has to describe its cell:
   the input at a future step is the ground truth with probability `eta` and the model's own last
   output otherwise; `eta` starts at 1.0 and falls linearly by 2e-5 per optimizer step to 0
   (`scheduled_sampling_eta`, `scheduled_sampling_mask`);
+- **the schedule rule** that maps this run's optimizer steps onto those published steps
+  (`REFERENCE_TOTAL_STEPS`, `published_step`, `RecurrentForecaster.plan_schedule`; see below);
 - **the autoregressive rollout** over `T_in + T_out - 1` steps that mixes truth and own outputs
   according to a boolean mask (`autoregressive_rollout`). A model supplies one function that
   advances its cells by one frame; the rollout knows nothing of the cells;
@@ -22,6 +24,25 @@ for a whole frame, as in the original PredRNN and OpenSTL code); the rollout als
 per-pixel mask `(B, steps, *frame_shape)` for a model that wants one. PredRNN-v2's reverse
 scheduled sampling only needs a different mask over the input steps: its schedule and mask are
 `reverse_scheduled_sampling_etas` and `reverse_scheduled_sampling_mask` below.
+
+Schedules as fractions of the run. The published schedules are counted in optimizer steps of
+OpenSTL's WeatherBench runs (`REFERENCE_TOTAL_STEPS = 164,250`, derived below): there eta reaches 0
+at step 50,000, 30.4% of training, and PredRNN-v2's phases change at 25,000 and 50,000 steps
+(15.2%, 30.4%; `r_exp_alpha` 5,000 = 3.04%). Our runs are far shorter (thousands or hundreds of
+steps); with the step values as they are, such a run would end while still nearly teacher-forced
+and then be tested free-running. Each recurrent model therefore takes `schedule`:
+
+- `"relative"` (the default): step `k` of a run of `N` optimizer steps counts as published step
+  `k * REFERENCE_TOTAL_STEPS / N` (`published_step`), so every published value keeps its meaning as
+  a fraction of the run: eta reaches 0 at 30.4% of any run, whatever its length. A run of exactly
+  `REFERENCE_TOTAL_STEPS` steps gets the published schedule unchanged;
+- `"absolute"`: the published step values as they are (for a run over every hourly window).
+
+The run length `N` arrives through `plan_schedule(N)`, which the trainer calls before training
+(and on resume, with the same value). It is kept as a plain attribute, not in the `state_dict`.
+A `"relative"` model whose `plan_schedule` was never called uses `N = REFERENCE_TOTAL_STEPS`,
+i.e. behaves exactly like `"absolute"` (so a unit test or a loop that calls `training_loss`
+directly sees the published step values).
 """
 
 from __future__ import annotations
@@ -38,6 +59,20 @@ from benchmark.model_api import ForecastModel
 from benchmark.shapes import DataShape
 
 StepFn = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
+
+REFERENCE_TOTAL_STEPS = 164_250
+"""Length, in optimizer steps, of the run the published schedules were tuned for.
+
+OpenSTL trains on every hourly WeatherBench window: the training years 2010-2015 hold 52,584
+hourly frames (6 years x 8,760 h + 24 h for 29 February 2012), i.e. about 52,560 windows of 24
+frames (12 in, 12 out, one window per hour); at batch 16 that is 3,285 optimizer steps per epoch,
+and over 50 epochs 3,285 x 50 = 164,250 steps. There the scheduled-sampling eta (1.0, -2e-5 per step) reaches 0 at step
+50,000 = 30.4% of training, and PredRNN-v2's reverse-sampling steps 25,000 / 50,000 (alpha 5,000)
+are 15.2% / 30.4% (3.04%).
+"""
+
+SCHEDULES = ("relative", "absolute")
+"""Values of the recurrent models' `schedule` hyper-parameter (see the module docstring)."""
 
 
 def check_patch_size(model_name: str, shape: DataShape, patch_size: int) -> None:
@@ -71,11 +106,67 @@ def unpatchify(x: torch.Tensor, p: int) -> torch.Tensor:
     return y.unflatten(0, (b, t))
 
 
-def scheduled_sampling_eta(step: int, start_value: float = 1.0, changing_rate: float = 2e-5) -> float:
-    """Probability of feeding the ground truth at a future step, after `step` optimizer steps.
+def check_schedule(model_name: str, schedule: str) -> str:
+    """Return `schedule` if it is one of `SCHEDULES`, or raise a `ConfigError` that explains both."""
+    if schedule not in SCHEDULES:
+        raise ConfigError(
+            f"Model {model_name!r}: schedule must be 'relative' (the published step schedule read as "
+            f"fractions of this run, the default) or 'absolute' (the published step values as they are, "
+            f"for a run of about {REFERENCE_TOTAL_STEPS:,} optimizer steps), got {schedule!r}."
+        )
+    return schedule
+
+
+def check_total_steps(total_steps: Any) -> int:
+    """Return the run length `total_steps` as an int >= 1, or raise a `ConfigError`."""
+    if isinstance(total_steps, float) and total_steps.is_integer():
+        total_steps = int(total_steps)
+    if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
+        raise ConfigError(
+            f"A step schedule needs the run's total number of optimizer steps as a positive integer, got "
+            f"{total_steps!r} (an unbounded run, max_steps=-1 without epochs, cannot be planned)."
+        )
+    return total_steps
+
+
+def published_step(step: float, total_steps: int | None, schedule: str) -> float:
+    """The published-schedule step that optimizer step `step` of this run stands for.
+
+    `"relative"`: `step * REFERENCE_TOTAL_STEPS / total_steps` (the same fraction of the run);
+    with `total_steps=None` (no run planned) or `"absolute"`: `step` itself.
+    """
+    if schedule == "absolute" or total_steps is None:
+        return float(step)
+    return step * REFERENCE_TOTAL_STEPS / total_steps
+
+
+def run_step(published: float, total_steps: int | None, schedule: str) -> float:
+    """Inverse of `published_step`: the (fractional) step of this run that published step `published` falls on."""
+    if schedule == "absolute" or total_steps is None:
+        return float(published)
+    return published * total_steps / REFERENCE_TOTAL_STEPS
+
+
+def first_step_where(holds: Callable[[int], bool], guess: float) -> int:
+    """The smallest step `k >= 0` for which `holds(k)`, for a predicate that stays true once true.
+
+    `guess` (an estimate from the closed-form boundary) only makes the search short; the answer is
+    decided by `holds` itself, so floating-point rounding at the boundary cannot misplace it.
+    """
+    k = max(0, math.ceil(guess))
+    while k > 0 and holds(k - 1):
+        k -= 1
+    while not holds(k):
+        k += 1
+    return k
+
+
+def scheduled_sampling_eta(step: float, start_value: float = 1.0, changing_rate: float = 2e-5) -> float:
+    """Probability of feeding the ground truth at a future step, after `step` (published) optimizer steps.
 
     `eta = max(0, start_value - step * changing_rate)`: with the published defaults it falls from
     1.0 (always truth) to 0.0 (always the model's own output) at step 50,000 and stays there.
+    A model maps its run's step onto the published one first (`published_step`).
     """
     return max(0.0, start_value - step * changing_rate)
 
@@ -169,9 +260,9 @@ def check_positive_ints(model_name: str, name: str, values: Sequence[int] | int)
 
 
 def reverse_scheduled_sampling_etas(
-    step: int, step_1: float = 25_000, step_2: float = 50_000, exp_alpha: float = 5_000
+    step: float, step_1: float = 25_000, step_2: float = 50_000, exp_alpha: float = 5_000
 ) -> tuple[float, float]:
-    """PredRNN-v2's reverse scheduled sampling: `(input_eta, future_eta)` after `step` optimizer steps.
+    """PredRNN-v2's reverse scheduled sampling: `(input_eta, future_eta)` after `step` (published) steps.
 
     `input_eta` is the probability of feeding the ground truth at an *input* step (steps
     `1 .. T_in - 1`; step 0 always reads the first frame), `future_eta` the same at a *future* step.
@@ -233,10 +324,41 @@ class RecurrentForecaster(ForecastModel):
 
     A subclass sets `shape` (its `DataShape`) and `patch_size`, and implements
     `_step(frame, state) -> (next_frame, state)` on patched frames (state `None` at the start).
+    It also sets `schedule` ("relative" or "absolute"); `plan_schedule` fixes the run length that
+    `published_step` maps this run's optimizer steps with (the one mapping all four models share),
+    and a subclass with a step schedule describes it in `resolved_schedule`.
     """
 
     shape: DataShape
     patch_size: int
+    schedule: str = "relative"
+    planned_total_steps: int | None = None  # a plain attribute: never in the state_dict
+
+    def published_step(self, step: float) -> float:
+        """The published-schedule step that this run's optimizer step `step` stands for."""
+        return published_step(step, self.planned_total_steps, self.schedule)
+
+    def run_step(self, published: float) -> float:
+        """Inverse of `published_step`: the (fractional) step of this run that `published` falls on."""
+        return run_step(published, self.planned_total_steps, self.schedule)
+
+    def run_length(self) -> int:
+        """The run length the schedule is resolved for: the planned one, else `REFERENCE_TOTAL_STEPS`."""
+        return self.planned_total_steps or REFERENCE_TOTAL_STEPS
+
+    def plan_schedule(self, total_steps: int) -> dict[str, Any]:
+        """Fix the run length; return the schedule resolved in this run's optimizer steps."""
+        self.planned_total_steps = check_total_steps(total_steps)
+        return {
+            "schedule": self.schedule,
+            "total_steps": self.planned_total_steps,
+            "reference_total_steps": REFERENCE_TOTAL_STEPS,
+            **self.resolved_schedule(),
+        }
+
+    def resolved_schedule(self) -> dict[str, Any]:
+        """The model's step schedule in this run's steps (after `plan_schedule`); none here."""
+        return {}
 
     def rollout(
         self, x: torch.Tensor, y: torch.Tensor | None, truth_mask: torch.Tensor | None, step_fn: StepFn
@@ -265,23 +387,46 @@ class RecurrentForecaster(ForecastModel):
 
 class ScheduledSamplingForecaster(RecurrentForecaster):
     """A recurrent forecaster trained with scheduled sampling on its future inputs (ConvLSTM,
-    PredRNN, E3D-LSTM). A subclass sets `sampling_start_value` and `sampling_changing_rate`."""
+    PredRNN, E3D-LSTM). A subclass sets `sampling_start_value`, `sampling_changing_rate` (published
+    steps) and `schedule`; it may override `frame_loss` (E3D-LSTM adds an L1 term)."""
 
     sampling_start_value: float
     sampling_changing_rate: float
 
     def sampling_eta(self, step: int) -> float:
-        """Scheduled-sampling probability of feeding the ground truth at optimizer step `step`."""
-        return scheduled_sampling_eta(step, self.sampling_start_value, self.sampling_changing_rate)
+        """Scheduled-sampling probability of feeding the ground truth at this run's optimizer step `step`."""
+        return scheduled_sampling_eta(self.published_step(step), self.sampling_start_value, self.sampling_changing_rate)
+
+    def resolved_schedule(self) -> dict[str, Any]:
+        """`sampling_eta_start`, `sampling_eta_zero_at_step` (first step of this run with eta = 0, None
+        if never) and `sampling_eta_final` (eta at the run's last step)."""
+        start, rate = self.sampling_start_value, self.sampling_changing_rate
+        if start <= 0:
+            zero_at: int | None = 0
+        elif rate > 0:
+            zero_at = first_step_where(lambda k: self.sampling_eta(k) == 0.0, self.run_step(start / rate))
+        else:
+            zero_at = None
+        return {
+            "sampling_eta_start": float(start),
+            "sampling_eta_zero_at_step": zero_at,
+            "sampling_eta_final": self.sampling_eta(self.run_length() - 1),
+        }
+
+    def frame_loss(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss over all generated frames and the scalars to log: the MSE (OpenSTL's objective)."""
+        mse = F.mse_loss(pred, target)
+        return mse, {"mse": mse.detach()}
 
     def training_loss(
         self, x: torch.Tensor, y: torch.Tensor, step: int
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """MSE over all generated frames, with scheduled sampling of the future inputs."""
+        """`frame_loss` over all generated frames, with scheduled sampling of the future inputs."""
         eta = self.sampling_eta(step)
         mask = scheduled_sampling_mask(x.shape[0], x.shape[1], y.shape[1], eta, device=x.device)
         pred = self.generate(x, y, mask)
         target = torch.cat([x, y], dim=1)[:, 1:]
-        loss = F.mse_loss(pred, target)
-        future_mse = F.mse_loss(pred[:, -y.shape[1] :].detach(), y)
-        return loss, {"mse": loss.detach(), "mse_future": future_mse, "sampling_eta": torch.tensor(eta)}
+        loss, logs = self.frame_loss(pred, target)
+        logs["mse_future"] = F.mse_loss(pred[:, -y.shape[1] :].detach(), y)
+        logs["sampling_eta"] = torch.tensor(eta)
+        return loss, logs

@@ -39,6 +39,7 @@ class ProfileRow:
     batch: int
     shape: str
     threads: int
+    backend: str | None = None  # the selective-scan backend, for models that have one
 
 
 def _rss_mib() -> float:
@@ -61,7 +62,9 @@ def _measure(model_name: str, model_args: dict[str, Any], shape: DataShape, batc
     baseline = _rss_mib()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    model = create_model(model_name, shape, **model_args).to(device)
+    model = create_model(model_name, shape, **model_args)
+    backend = model.selective_scan_backend(device)  # a backend that cannot run on `device` fails here, clearly
+    model.to(device)
     x = torch.randn(batch, shape.t_in, shape.channels, shape.height, shape.width, device=device)
     y = torch.randn(batch, shape.t_out, shape.channels, shape.height, shape.width, device=device)
 
@@ -119,6 +122,7 @@ def _measure(model_name: str, model_args: dict[str, Any], shape: DataShape, batc
         batch=batch,
         shape=",".join(map(str, shape)),
         threads=torch.get_num_threads(),
+        backend=backend,
     )
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import baselines.e3dlstm  # noqa: F401  (registers "e3dlstm")
 from baselines.e3dlstm import E3DLSTM, eidetic_recall
@@ -66,7 +67,7 @@ def test_one_gradient_step_changes_every_parameter(t_in, t_out):
     x, y = _data(t_in, t_out, 2, 16, 32)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     loss, logs = model.training_loss(x, y, step=0)
-    assert loss.ndim == 0 and {"mse", "mse_future", "sampling_eta"} <= set(logs)
+    assert loss.ndim == 0 and {"mse", "l1", "mse_future", "sampling_eta"} <= set(logs)
     loss.backward()
     # Every parameter must receive a gradient: a layer that forward never uses would show up here.
     unused = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
@@ -183,8 +184,27 @@ def test_training_without_teacher_ignores_ground_truth():
         target = torch.cat([x, y], dim=1)[:, 1:]
         loss_late, logs = model.training_loss(x, y, step=60_000)
         assert float(logs["sampling_eta"]) == 0.0
-        assert torch.allclose(loss_late, torch.nn.functional.mse_loss(model.generate(x), target))
+        free = model.generate(x)
+        assert torch.allclose(loss_late, F.mse_loss(free, target) + F.l1_loss(free, target))
         assert float(model.training_loss(x, y, step=0)[1]["sampling_eta"]) == 1.0
+
+
+def test_training_loss_is_mse_plus_l1_over_all_generated_frames():
+    # OpenSTL's E3DLSTM_Model: nn.MSELoss() + nn.L1Loss() (means, weight 1) against frames[:, 1:].
+    model = _tiny((3, 3, 1, 8, 8))
+    model.plan_schedule(100)
+    x, y = _data(3, 3, 1, 8, 8)
+    target = torch.cat([x, y], dim=1)[:, 1:]
+    with torch.no_grad():
+        for step, mask in [(0, scheduled_sampling_mask(2, 3, 3, 1.0)), (31, scheduled_sampling_mask(2, 3, 3, 0.0))]:
+            loss, logs = model.training_loss(x, y, step)  # eta 1 at step 0, 0 from 30.4 % of the run on
+            pred = model.generate(x, y, mask)
+            mse = ((pred - target) ** 2).mean()
+            l1 = (pred - target).abs().mean()
+            assert torch.allclose(loss, mse + l1)
+            assert torch.allclose(logs["mse"], mse) and torch.allclose(logs["l1"], l1)
+            assert torch.allclose(logs["mse_future"], ((pred[:, -3:] - y) ** 2).mean())
+            assert not torch.allclose(loss, mse)  # the L1 term is really there
 
 
 def test_eval_forward_uses_only_the_inputs():

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import baselines.pastnet  # noqa: F401  (registers the model)
-from baselines.pastnet import VectorQuantizerEMA
+from baselines.pastnet import VectorQuantizerEMA, choose_fpg_patch
 from benchmark.errors import ConfigError
 from benchmark.model_api import count_parameters
 from benchmark.registry import create_model, get_model_spec
@@ -48,7 +48,41 @@ def test_registered_with_json_plain_defaults():
     assert spec.family == "physics-guided" and spec.paper_name == "PastNet"
     defaults = spec.hyperparameter_defaults()
     json.dumps(defaults)
-    assert defaults["fpg_patch"] == 16 and defaults["num_codes"] == 512 and defaults["code_dim"] == 64
+    assert defaults["fpg_patch"] is None and defaults["num_codes"] == 512 and defaults["code_dim"] == 64
+
+
+# (H, W) -> (automatic fpg_patch, token grid): 16 at 64x64 (the original setting), 8 on the weather
+# grid (patch 16 would leave 2 x 4 tokens), the finest grid the head allows on tiny frames.
+AUTO_PATCH = {
+    (64, 64): (16, (4, 4)),
+    (32, 64): (8, (4, 8)),
+    (120, 160): (8, (15, 20)),
+    (24, 32): (4, (6, 8)),
+    (8, 16): (4, (2, 4)),
+    (32, 60): (4, (8, 15)),
+}
+
+
+@pytest.mark.parametrize("hw", list(AUTO_PATCH), ids=lambda hw: f"{hw[0]}x{hw[1]}")
+def test_fpg_patch_is_chosen_per_frame_shape(hw):
+    patch, grid = AUTO_PATCH[hw]
+    assert choose_fpg_patch(*hw) == patch
+    with torch.device("meta"):
+        model = create_model("pastnet", (3, 2, 1, *hw), **TINY)
+    assert model.fpg_patch == patch and model.fpg.token_grid == grid
+    assert model.fpg.pos_embed.shape == (1, *grid, TINY["embed_dim"])
+    # An explicit patch is used as given.
+    with torch.device("meta"):
+        explicit = create_model("pastnet", (3, 2, 1, *hw), fpg_patch=4, **TINY)
+    assert explicit.fpg_patch == 4 and explicit.fpg.token_grid == (hw[0] // 4, hw[1] // 4)
+
+
+def test_automatic_patch_runs_on_the_weather_grid():
+    model = create_model("pastnet", (3, 2, 1, 32, 64), **TINY).eval()
+    x, _ = _data(3, 2, 1, 32, 64, batch=1)
+    with torch.no_grad():
+        assert model(x).shape == (1, 2, 1, 32, 64)
+    assert model.plan_schedule(100) == {}  # no step schedule
 
 
 @pytest.mark.parametrize("frame", FRAMES, ids=lambda f: f"{f[0]}x{f[1]}")
@@ -182,8 +216,9 @@ def test_prediction_gradient_reaches_the_encoder_through_the_quantizer():
 @pytest.mark.parametrize(
     "shape,hp,needle",
     [
-        ((3, 2, 1, 40, 64), {}, "40x64"),
-        ((3, 2, 1, 32, 60), {}, "32x60"),
+        ((3, 2, 1, 30, 64), {}, "30x64"),  # no automatic patch divides 30
+        ((3, 2, 1, 40, 64), {"fpg_patch": 16}, "40x64"),
+        ((3, 2, 1, 32, 60), {"fpg_patch": 8}, "32x60"),
         ((3, 2, 1, 120, 160), {"fpg_patch": 16}, "120x160"),
         ((3, 2, 1, 32, 64), {"fpg_patch": 6}, "fpg_patch"),
         ((3, 2, 1, 32, 64), {"embed_dim": 10, "afno_blocks": 4}, "afno_blocks"),
@@ -208,4 +243,13 @@ def test_parameter_counts():
     assert abs(n - reference) / reference < 0.03
     # The only difference: the public code counts its EMA codebook and sums (2 x 512 x 64) as parameters.
     assert public_code - n == 2 * 512 * 64
-    assert count_parameters(weather) == 16_867_478
+    assert weather.fpg_patch == 8 and original.fpg_patch == 16
+    assert count_parameters(weather) == 16_845_926
+    with torch.device("meta"):
+        weather_16 = create_model("pastnet", (12, 12, 1, 32, 64), fpg_patch=16)
+    assert count_parameters(weather_16) == 16_867_478
+    # Patch 8 instead of 16: a 4x8 instead of a 2x4 position embedding, a smaller patch embedding and head.
+    e = 128
+    assert count_parameters(weather_16) - count_parameters(weather) == (
+        (16 * 16 - 8 * 8) * e + (2 * 4 - 4 * 8) * e + 4 * (4 * 4 - 2 * 2)
+    )
