@@ -7,12 +7,16 @@ Model files register themselves with the `register_model` decorator (the timm pa
         ...
 
 The builder's keyword defaults are the published (`paper`-profile) settings; profiles override
-them. The packages listed in `MODEL_PACKAGES` are imported on first lookup, so adding a model is
-one new file plus one import line in its package's `__init__.py`.
+them. A builder that takes its hyper-parameters as one config dataclass (nanoGPT's `GPTConfig`
+pattern, `build(shape, **overrides) -> Model(shape, Config(**overrides))`) registers it with
+`config=Config`, and the dataclass's field defaults are then the published settings. The
+packages listed in `MODEL_PACKAGES` are imported on first lookup, so adding a model is one new
+file plus one import line in its package's `__init__.py`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import inspect
@@ -37,9 +41,12 @@ class ModelSpec:
     trainable: bool = True
     reference_params: dict[str, int] = field(default_factory=dict)
     summary: str = ""
+    config: type | None = None
 
     def hyperparameter_defaults(self) -> dict[str, Any]:
-        """The builder's keyword defaults (the published settings)."""
+        """The published settings: the config dataclass's field defaults, else the builder's keyword defaults."""
+        if self.config is not None:
+            return dataclasses.asdict(self.config())
         params = list(inspect.signature(self.builder).parameters.values())[1:]
         return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
 
@@ -55,13 +62,18 @@ def register_model(
     paper_name: str,
     trainable: bool = True,
     reference_params: dict[str, int] | None = None,
+    config: type | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator that registers a model builder `builder(shape: DataShape, **hparams)` under `name`.
 
     `reference_params` maps a shape string "T_in,C,H,W" such as "12,1,32,64" to the parameter count
     that the reference implementation publishes (or is counted to have) at that shape with the
     published settings; `bench models` shows it beside ours and the tests hold ours within 3%.
+    `config` is the dataclass whose fields are the builder's hyper-parameters (its `**overrides`),
+    for builders that take them that way; every field needs a default.
     """
+    if config is not None and not dataclasses.is_dataclass(config):
+        raise TypeError(f"register_model({name!r}, config=...) needs a dataclass type, got {config!r}")
 
     def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
         if name in _MODELS and _MODELS[name].builder is not builder:
@@ -75,6 +87,7 @@ def register_model(
             trainable=trainable,
             reference_params=dict(reference_params or {}),
             summary=doc.splitlines()[0] if doc else "",
+            config=config,
         )
         return builder
 

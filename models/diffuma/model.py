@@ -5,12 +5,18 @@ Diffusion Enhancement", arXiv 2507.06738 (2025), Section 4. Data flow:
 
     x (B, T_in, C, H, W)
      |- Mamba path: per-frame conv encoder (down by 2^k) -> z (B, T_in, D, h, w)
-     |              -> one sequence per latent location: T_in frame tokens + T_out learned queries
-     |              -> L x BiMambaBlock along time -> the T_out query positions
+     |              -> one sequence per latent location: the T_in frame tokens
+     |                 (+ T_out - T_in learned future queries when T_out > T_in)
+     |              -> L x BiMambaBlock along time -> the LAST T_out positions of the sequence
      |              -> per-frame transposed-conv decoder -> y_mamba (B, T_out, C, H, W)
      |              -> c_context = spatial mean of those features (B, T_out, D)
      '- Diffusion path: a 12-block DiT denoiser of single frames, conditioned on (t, c_context)
     y_hat = y_mamba + delta,   delta = DiT(y_mamba, t=0, c_context)      (one pass, no sampling)
+
+The BiMambaBlock is the paper's (eq. 3-4, a Vision-Mamba-style block): one shared input
+projection to an SSM stream and a gate stream, a forward and a backward conv1d + selective scan on
+the SSM stream, fused by addition, one SiLU gate, one output projection, then residual + LayerNorm
+(see `models.diffuma.mamba`).
 
 Training (the reading fixed in specs/diffuma.md of eqs. 8-10): with `eps ~ N(0, I)` and
 `t ~ U{1..999}` drawn per output frame, `x_t = sqrt(abar_t) y + sqrt(1 - abar_t) eps` and
@@ -21,18 +27,22 @@ Training (the reading fixed in specs/diffuma.md of eqs. 8-10): with `eps ~ N(0, 
 
 Both terms reach the Mamba path through c_context; L_recon also through y_mamba. The DiT starts
 zero-initialised (adaLN-Zero), so at initialisation `delta == 0` exactly and the full model's
-forecast is its Mamba path's.
+forecast is its Mamba path's. `training_loss` logs `loss_diff`, `loss_recon`, `l1_mamba`
+(L1 of y_mamba alone), `delta_abs` (mean |delta|) and `mse`, so a run's curves show what the
+diffusion path adds.
 
-Variants (registered below): `diffuma` (the above), `diffuma-mamba` (the Mamba path alone, trained
-with L1 on y_mamba, no DiT built) and `diffuma-randcond` (c_context replaced by random vectors of
-the same shape, in training and evaluation).
+Variants (registered below, one config dataclass each): `diffuma` (the above, `DiffumaConfig`),
+`diffuma-mamba` (the Mamba path alone, trained with L1 on y_mamba, no DiT built;
+`MambaPathConfig`) and `diffuma-randcond` (c_context replaced by random vectors of the same shape,
+in training and evaluation; `RandCondConfig`).
 
-Fidelity notes -- where the paper is silent or inconsistent, and what we chose:
+Fidelity notes -- our choices where the paper is silent, and our departures where it is not:
 - *Sizes.* The paper states only "12 DiT blocks". Everything else is ours: D = 128 (the Mamba
   width, the encoder/decoder width at the latent resolution, and the context width D_c), L = 4
-  BiMamba blocks, Mamba's own defaults inside a unit (d_state 16, d_conv 4, expand 2), DiT width
+  BiMamba blocks, Mamba's defaults inside a block (d_state 16, d_conv 4, expand 2), DiT width
   256 with 4 heads and MLP ratio 4, lam = 1.0, 1000 diffusion steps with DDPM's linear betas
-  (DiT's defaults). 16.0M parameters at (12, 1, 32, 64), 14.5M of them in the DiT.
+  (DiT's defaults). 15.57M parameters at (12, 1, 32, 64): 14.54M in the DiT, 1.03M in the
+  Mamba path (its BiMamba blocks 0.54M).
 - *Down-sampling and patch size* (`downsample=None`, `patch_size=None`): chosen from the frame
   size. The encoder halves the frame `k` times, `k` the smallest value >= 2 that leaves at most 512
   latent locations (k = 2 at 32x64 -> 8x16; k = 3 at 120x160; k = 5 at 600x800 -> 19x25). The DiT
@@ -40,16 +50,20 @@ Fidelity notes -- where the paper is silent or inconsistent, and what we chose:
   32x64; 475 tokens of 32x32 px at 600x800, where 1-2 px patches would need tens of thousands of
   tokens per frame). Both can be set explicitly. Frames are zero-padded up to a multiple of `2^k`
   (Mamba path) or of the patch (DiT) and cropped back.
-- *Tokens of the Mamba path.* The paper writes the encoder output as one D-vector per frame;
-  pooling a frame to one vector would discard the spatial detail a 32x64 forecast needs, so every
-  latent location is its own sequence, `(B*h*w, T_in + T_out, D)`, with the weights shared across
-  locations. Spatial context comes from the conv encoder and decoder (and c_context is global).
-- *T_out != T_in* (the paper uses 12 -> 12 on WeatherBench, and both 5 -> 1 (Table 1) and 5 -> 5
-  (Section 3) on CHDL): T_out learned "future query" tokens are appended after the T_in frame
-  tokens and the forecast is read at their positions, so any T_out works. The backward branch
-  runs over the queries too, so every query sees the whole input sequence.
-- *BiMamba block.* Directions fused by addition; separate forward/backward units; post-norm
-  `LayerNorm(z + (fwd + bwd) * SiLU(W_g z))` (see `models.diffuma.mamba`).
+- *Tokens of the Mamba path* -- a departure, and why. The paper writes the encoder output as one
+  D-vector per frame. Pooling a frame to one vector would make the decoder rebuild a 32x64 frame
+  from 128 numbers and discard the spatial detail the forecast needs, so every latent location is
+  its own time sequence, `(B*h*w, T, D)`, with the weights shared across locations. Spatial
+  context comes from the conv encoder and decoder (and c_context is global).
+- *Which positions are decoded.* The paper decodes "this sequence", the output of the Mamba
+  blocks over the input frames: for T_out <= T_in we decode its last T_out positions (12 -> 12:
+  every position; 5 -> 1: the last), with no extra tokens. T_out > T_in (our extension, the
+  paper has no such task) appends T_out - T_in learned future-query tokens after the inputs and
+  decodes the last T_out positions of that sequence, so the rule is the same for every task. The
+  backward scan gives every decoded position the whole input sequence. (An earlier version read
+  all T_out frames from learned queries; at initialisation its forecast hardly depended on the
+  input: for two random inputs mean |y(x1) - y(x2)| / mean |y(x1)| was 0.002-0.005 at our smoke,
+  quick and paper sizes, against 0.86-1.3 now.)
 - *Encoder/decoder* ("several 2D conv layers" / "several transposed conv layers"): a 3x3 stem
   (conv + SiLU), then per halving a stride-2 3x3 conv and a 3x3 conv; the decoder mirrors it with
   stride-2 4x4 transposed convs and ends in a 1x1 readout. The width halves with every doubling of
@@ -58,14 +72,18 @@ Fidelity notes -- where the paper is silent or inconsistent, and what we chose:
   a norm have no bias; the stem has no norm so that a frame's amplitude is not normalised away.
   No skip connections (the paper's decoder reads only the Mamba features).
 - *c_context* ("the feature representation ... from the Mamba Module"): the spatial mean of the
-  last BiMamba block's output at each future position, one D-vector per output frame; it is
+  last BiMamba block's output at each decoded position, one D-vector per output frame; it is
   added, through a linear projection, to the timestep embedding and modulates every DiT block.
-- *What the DiT sees.* The paper noises "the input video sequence" (eq. 1) yet adds the result
-  to the *prediction* (eq. 7). We noise the ground-truth future frames for L_diff and apply the
-  same network to y_mamba at t = 0 for the residual (specs/diffuma.md). Each output frame is one
-  DiT sample (tokens = patches of its C channels) conditioned on its own c_context; `t` is drawn
-  independently per frame. Eq. 1 calls the total loss an MSE while eqs. 8-10 give MSE + lam * L1;
-  we follow eqs. 8-10.
+  The projection starts at N(0, 0.02) like DiT's condition embeddings, so that at initialisation
+  the context does not drown the timestep embedding (models.diffuma.diffusion).
+- *What the DiT sees* -- a departure, and why. The paper noises "the input video sequence"
+  (eq. 1) yet adds the denoiser's t = 0 output to the *prediction* (eq. 7). A denoiser trained on
+  past frames would be applied to future frames it never saw noised, so we noise the ground-truth
+  future frames for L_diff and apply the same network to y_mamba at t = 0 for the residual
+  (specs/diffuma.md): it is trained on, and applied to, the distribution of the frames it
+  corrects. Each output frame is one DiT sample (tokens = patches of its C channels) conditioned
+  on its own c_context; `t` is drawn independently per frame. Eq. 1 calls the total loss an MSE
+  while eqs. 8-10 give MSE + lam * L1; we follow eqs. 8-10.
 - *delta* is the raw DiT output at t = 0 (not rescaled by the schedule); t = 0 is never drawn for
   L_diff, so the timestep embedding tells the two uses apart. Both DiT passes of a training step
   run as one batch.
@@ -76,13 +94,17 @@ Fidelity notes -- where the paper is silent or inconsistent, and what we chose:
   every call, so test metrics are reproducible. A fixed random buffer was rejected: it would act
   as a learned per-frame bias rather than as "no information".
 - *diffuma-mamba* is trained with L1 (the reconstruction loss of the full model without delta).
-- The selective-scan backend (`mamba_ssm` CUDA kernels or the pure-PyTorch `mambapy`) does not
-  change the parameters; `model.backend` names the one in use.
+- The selective-scan backend (`mamba_ssm` CUDA kernel or the pure-PyTorch `mambapy` scan) does not
+  change the parameters; it follows the device of the input, and `selective_scan_backend(device)`
+  names the one a run uses (and rejects `mamba_ssm` off CUDA before training starts).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -169,40 +191,170 @@ class SpatialDecoder(nn.Module):
         return self.readout(self.layers(z))
 
 
-class MambaPath(nn.Module):
-    """Encoder -> BiMamba blocks over time (per latent location) -> decoder; also returns c_context."""
+# --- hyper-parameters --------------------------------------------------------------------------
 
-    def __init__(
-        self,
-        shape: DataShape,
-        *,
-        dim: int,
-        num_layers: int,
-        d_state: int,
-        d_conv: int,
-        expand: int,
-        downsample: int,
-        backend: str,
-        bidirectional: bool,
-        grad_checkpoint: bool = False,
-    ):
+
+def _is_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+@dataclass(frozen=True)
+class MambaPathConfig:
+    """Hyper-parameters of the Mamba path (all of `diffuma-mamba`'s). Defaults: our `paper` sizes.
+
+    `hidden` (D: the Mamba width, the encoder/decoder width at the latent resolution and the
+    context width), `mamba_layers` (L), `d_state`/`d_conv`/`expand` (Mamba's defaults),
+    `downsample` (k; None = the smallest k >= 2 leaving <= 512 latent locations),
+    `bidirectional=False` drops the backward scan, `mamba_backend` is "auto", "mambapy" or
+    "mamba_ssm" (resolved against the run's device), and `grad_checkpoint=True` recomputes each
+    Mamba block's activations in the backward pass instead of storing them (same results, less
+    memory, about a third more time): the pure-PyTorch scan needs it for `paper` sizes on a CPU.
+    """
+
+    model_name: ClassVar[str] = "diffuma-mamba"
+
+    hidden: int = 128
+    mamba_layers: int = 4
+    d_state: int = 16
+    d_conv: int = 4
+    expand: int = 2
+    downsample: int | None = None
+    bidirectional: bool = True
+    mamba_backend: str = "auto"
+    grad_checkpoint: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def require(self, condition: bool, message: str) -> None:
+        """Raise a `ConfigError` naming the model unless `condition` holds."""
+        if not condition:
+            raise ConfigError(f"Model {self.model_name!r}: {message}")
+
+    def validate(self) -> None:
+        """Check every field; shape-dependent defaults (`None`) are left to `resolved`."""
+        for key in ("hidden", "mamba_layers", "d_state", "d_conv", "expand"):
+            value = getattr(self, key)
+            self.require(_is_int(value, 1), f"{key} must be a positive integer, got {value!r}.")
+        self.require(
+            self.downsample is None or _is_int(self.downsample, 0),
+            f"downsample must be null (auto) or an integer >= 0, got {self.downsample!r}.",
+        )
+        for key in ("bidirectional", "grad_checkpoint"):
+            value = getattr(self, key)
+            self.require(isinstance(value, bool), f"{key} must be true or false, got {value!r}.")
+        self.require(
+            self.mamba_backend in BACKENDS, f"mamba_backend must be one of {BACKENDS}, got {self.mamba_backend!r}."
+        )
+
+    def resolved(self, shape: DataShape) -> MambaPathConfig:
+        """A copy with the automatic (`None`) sizes fixed for data of `shape` (a `DataShape` or 5-tuple)."""
+        if self.downsample is not None:
+            return self
+        _, _, _, height, width = shape
+        return dataclasses.replace(self, downsample=auto_downsample(height, width))
+
+
+@dataclass(frozen=True)
+class DiffumaConfig(MambaPathConfig):
+    """Hyper-parameters of `diffuma`: the Mamba path's, plus the DiT's and the loss weights.
+
+    Paper: `dit_depth=12`. Ours (the paper gives no value): `dit_hidden`, `dit_heads`,
+    `mlp_ratio` (DiT's 4), `patch_size` (None = 2^k, so the DiT's token grid is the encoder's
+    latent grid), `lam` (weight of L_recon) and `diff_weight` (weight of L_diff, 1 in the paper's
+    eq. 10; 0 removes the diffusion loss).
+    """
+
+    model_name: ClassVar[str] = "diffuma"
+
+    dit_depth: int = 12
+    dit_hidden: int = 256
+    dit_heads: int = 4
+    mlp_ratio: float = 4.0
+    patch_size: int | None = None
+    lam: float = 1.0
+    diff_weight: float = 1.0
+
+    def validate(self) -> None:
+        """The Mamba path's checks, then the DiT's and the loss weights'."""
+        super().validate()
+        for key in ("dit_depth", "dit_hidden", "dit_heads"):
+            value = getattr(self, key)
+            self.require(_is_int(value, 1), f"{key} must be a positive integer, got {value!r}.")
+        self.require(
+            self.dit_hidden % self.dit_heads == 0,
+            f"dit_hidden ({self.dit_hidden}) must be divisible by dit_heads ({self.dit_heads}).",
+        )
+        self.require(
+            self.patch_size is None or _is_int(self.patch_size, 1),
+            f"patch_size must be null (auto) or an integer >= 1, got {self.patch_size!r}.",
+        )
+        for key in ("mlp_ratio", "lam", "diff_weight"):
+            value = getattr(self, key)
+            self.require(
+                isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
+                f"{key} must be a number >= 0, got {value!r}.",
+            )
+        self.require(self.mlp_ratio > 0, "mlp_ratio must be positive.")
+
+    def resolved(self, shape: DataShape) -> DiffumaConfig:
+        """A copy with `downsample` and then `patch_size` (= 2^downsample) fixed for `shape`."""
+        config = super().resolved(shape)
+        if config.patch_size is not None:
+            return config
+        return dataclasses.replace(config, patch_size=2**config.downsample)
+
+
+@dataclass(frozen=True)
+class RandCondConfig(DiffumaConfig):
+    """Hyper-parameters of `diffuma-randcond`: `diffuma`'s, plus the seed of the evaluation draws."""
+
+    model_name: ClassVar[str] = "diffuma-randcond"
+
+    context_seed: int = 0
+
+    def validate(self) -> None:
+        """`diffuma`'s checks, then `context_seed`'s."""
+        super().validate()
+        self.require(_is_int(self.context_seed, 0), f"context_seed must be an integer >= 0, got {self.context_seed!r}.")
+
+
+# --- the model ---------------------------------------------------------------------------------
+
+
+class MambaPath(nn.Module):
+    """Encoder -> BiMamba blocks over time (per latent location) -> decoder; also returns c_context.
+
+    `config` must be resolved (`downsample` set).
+    """
+
+    def __init__(self, shape: DataShape, config: MambaPathConfig):
         super().__init__()
         self.shape = shape
-        self.factor = 2**downsample
-        self.grad_checkpoint = grad_checkpoint
-        self.encoder = SpatialEncoder(shape.channels, dim, downsample)
-        # One learned vector per future position: they stand in for the frames to be forecast.
-        self.future_queries = nn.Parameter(torch.randn(shape.t_out, dim) * 0.02)
+        self.factor = 2**config.downsample
+        self.grad_checkpoint = config.grad_checkpoint
+        self.encoder = SpatialEncoder(shape.channels, config.hidden, config.downsample)
+        extra = shape.t_out - shape.t_in
+        # Learned stand-ins for the frames beyond the input sequence (only when T_out > T_in).
+        if extra > 0:
+            self.future_queries = nn.Parameter(torch.randn(extra, config.hidden) * 0.02)
+        else:
+            self.register_parameter("future_queries", None)
         self.blocks = nn.ModuleList(
             BiMambaBlock(
-                dim, d_state=d_state, d_conv=d_conv, expand=expand, backend=backend, bidirectional=bidirectional
+                config.hidden,
+                d_state=config.d_state,
+                d_conv=config.d_conv,
+                expand=config.expand,
+                bidirectional=config.bidirectional,
+                mamba_backend=config.mamba_backend,
             )
-            for _ in range(num_layers)
+            for _ in range(config.mamba_layers)
         )
-        self.decoder = SpatialDecoder(dim, shape.channels, downsample)
+        self.decoder = SpatialDecoder(config.hidden, shape.channels, config.downsample)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Mamba features of every position, `(B, T_in, C, H, W) -> (B, T_in + T_out, D, h, w)`."""
+        """Mamba features of every position, `(B, T_in, C, H, W) -> (B, max(T_in, T_out), D, h, w)`."""
         b, t_in, c, height, width = x.shape
         pad_h, pad_w = -height % self.factor, -width % self.factor
         frames = F.pad(x.reshape(b * t_in, c, height, width), (0, pad_w, 0, pad_h))
@@ -210,8 +362,8 @@ class MambaPath(nn.Module):
         _, dim, h, w = z.shape
         # (B*T_in, D, h, w) -> one sequence per latent location: (B*h*w, T_in, D).
         z = z.reshape(b, t_in, dim, h * w).permute(0, 3, 1, 2).reshape(b * h * w, t_in, dim)
-        queries = self.future_queries.unsqueeze(0).expand(z.shape[0], -1, -1)
-        z = torch.cat([z, queries], dim=1)
+        if self.future_queries is not None:
+            z = torch.cat([z, self.future_queries.unsqueeze(0).expand(z.shape[0], -1, -1)], dim=1)
         for block in self.blocks:
             if self.grad_checkpoint and torch.is_grad_enabled():
                 # keep only each block's input; its activations are recomputed in the backward pass
@@ -222,72 +374,56 @@ class MambaPath(nn.Module):
         return z.reshape(b, h, w, length, dim).permute(0, 3, 4, 1, 2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`x -> (y_mamba (B, T_out, C, H, W), c_context (B, T_out, D))`."""
-        b, t_in, c, height, width = x.shape
-        future = self.features(x)[:, t_in:]  # (B, T_out, D, h, w)
+        """`x -> (y_mamba (B, T_out, C, H, W), c_context (B, T_out, D))`, from the last T_out positions."""
+        b, _, c, height, width = x.shape
+        future = self.features(x)[:, -self.shape.t_out :]  # (B, T_out, D, h, w)
         context = future.mean(dim=(3, 4))
         t_out, dim, h, w = future.shape[1:]
         y = self.decoder(future.reshape(b * t_out, dim, h, w))[:, :, :height, :width]
         return y.reshape(b, t_out, c, height, width), context
 
 
-class DIFFUMA(ForecastModel):
-    """DIFFUMA and its ablations: `mode` is "full", "mamba" (no DiT) or "randcond" (random c_context)."""
+MODES = {"full": DiffumaConfig, "mamba": MambaPathConfig, "randcond": RandCondConfig}
 
-    def __init__(
-        self,
-        shape: DataShape,
-        *,
-        mode: str,
-        hidden: int,
-        mamba_layers: int,
-        d_state: int,
-        d_conv: int,
-        expand: int,
-        downsample: int,
-        bidirectional: bool,
-        mamba_backend: str,
-        dit_depth: int = 0,
-        dit_hidden: int = 0,
-        dit_heads: int = 1,
-        mlp_ratio: float = 4.0,
-        patch_size: int = 1,
-        lam: float = 1.0,
-        diff_weight: float = 1.0,
-        context_seed: int = 0,
-        grad_checkpoint: bool = False,
-    ):
+
+class DIFFUMA(ForecastModel):
+    """DIFFUMA and its ablations: `mode` is "full", "mamba" (no DiT) or "randcond" (random c_context).
+
+    `config` is the variant's config dataclass (`MODES[mode]` or a subclass); its automatic sizes
+    are resolved for `shape` and the result is kept as `self.config`.
+    """
+
+    def __init__(self, shape: DataShape, config: MambaPathConfig, *, mode: str):
         super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"DIFFUMA mode must be one of {', '.join(MODES)}, got {mode!r}.")
+        if not isinstance(config, MODES[mode]):
+            raise TypeError(f"DIFFUMA mode {mode!r} needs a {MODES[mode].__name__}, got {type(config).__name__}.")
+        shape = DataShape(*shape)
         self.shape, self.mode = shape, mode
-        self.backend = resolve_backend(mamba_backend)
-        self.lam, self.diff_weight, self.context_seed = lam, diff_weight, context_seed
+        self.config = config = config.resolved(shape)
         # The Mamba path is built first, so for one seed `diffuma` and `diffuma-mamba` share its weights.
-        self.mamba = MambaPath(
-            shape,
-            dim=hidden,
-            num_layers=mamba_layers,
-            d_state=d_state,
-            d_conv=d_conv,
-            expand=expand,
-            downsample=downsample,
-            backend=self.backend,
-            bidirectional=bidirectional,
-            grad_checkpoint=grad_checkpoint,
-        )
+        self.mamba = MambaPath(shape, config)
         self.dit = None
         if mode != "mamba":
+            self.lam, self.diff_weight = config.lam, config.diff_weight
+            self.context_seed = config.context_seed if mode == "randcond" else 0
             self.dit = FrameDiT(
                 shape.channels,
                 shape.height,
                 shape.width,
-                context_dim=hidden,
-                hidden=dit_hidden,
-                depth=dit_depth,
-                num_heads=dit_heads,
-                patch_size=patch_size,
-                mlp_ratio=mlp_ratio,
+                context_dim=config.hidden,
+                hidden=config.dit_hidden,
+                depth=config.dit_depth,
+                num_heads=config.dit_heads,
+                patch_size=config.patch_size,
+                mlp_ratio=config.mlp_ratio,
             )
             self.register_buffer("alphas_cumprod", linear_beta_schedule().float(), persistent=False)
+
+    def selective_scan_backend(self, device: torch.device | str) -> str:
+        """The selective-scan backend on `device`; a `ConfigError` if `mamba_backend` cannot run there."""
+        return resolve_backend(self.config.mamba_backend, device)
 
     def condition(self, context: torch.Tensor) -> torch.Tensor:
         """The DiT's context: c_context itself, or (randcond) random vectors of its shape and RMS."""
@@ -319,9 +455,9 @@ class DIFFUMA(ForecastModel):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """`diff_weight * L_diff + lam * L_recon` (L1 on y_mamba for the Mamba-only variant)."""
         y_mamba, context = self.mamba(x)
+        l1_mamba = F.l1_loss(y_mamba, y)
         if self.dit is None:
-            loss = F.l1_loss(y_mamba, y)
-            return loss, {"l1": loss.detach(), "mse": F.mse_loss(y_mamba.detach(), y)}
+            return l1_mamba, {"l1_mamba": l1_mamba.detach(), "mse": F.mse_loss(y_mamba.detach(), y)}
         frames, base = y.flatten(0, 1), y_mamba.flatten(0, 1)
         context = self.condition(context).flatten(0, 1)
         n = frames.shape[0]
@@ -338,6 +474,8 @@ class DIFFUMA(ForecastModel):
         logs = {
             "loss_diff": loss_diff.detach(),
             "loss_recon": loss_recon.detach(),
+            "l1_mamba": l1_mamba.detach(),
+            "delta_abs": delta.detach().abs().mean(),
             "mse": F.mse_loss(y_hat.detach(), y),
         }
         return loss, logs
@@ -346,174 +484,29 @@ class DIFFUMA(ForecastModel):
 # --- builders ----------------------------------------------------------------------------------
 
 
-def _resolve(name: str, shape: DataShape, hp: dict) -> dict:
-    """Check the hyper-parameters a builder received and resolve `downsample`/`patch_size` = null."""
-
-    def require(condition: bool, message: str) -> None:
-        if not condition:
-            raise ConfigError(f"Model {name!r}: {message}")
-
-    def is_int(value, minimum: int) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-    hp = dict(hp)
-    ints = ("hidden", "mamba_layers", "d_state", "d_conv", "expand", "dit_depth", "dit_hidden", "dit_heads")
-    for key in (k for k in ints if k in hp):
-        require(is_int(hp[key], 1), f"{key} must be a positive integer, got {hp[key]!r}.")
-    if hp["downsample"] is None:
-        hp["downsample"] = auto_downsample(shape.height, shape.width)
-    require(
-        is_int(hp["downsample"], 0), f"downsample must be null (auto) or an integer >= 0, got {hp['downsample']!r}."
-    )
-    require(isinstance(hp["bidirectional"], bool), f"bidirectional must be true or false, got {hp['bidirectional']!r}.")
-    require(hp["mamba_backend"] in BACKENDS, f"mamba_backend must be one of {BACKENDS}, got {hp['mamba_backend']!r}.")
-    if "dit_depth" not in hp:  # the Mamba-only variant
-        return hp
-    require(
-        hp["dit_hidden"] % hp["dit_heads"] == 0,
-        f"dit_hidden ({hp['dit_hidden']}) must be divisible by dit_heads ({hp['dit_heads']}).",
-    )
-    if hp["patch_size"] is None:  # the DiT's token grid is the encoder's latent grid
-        hp["patch_size"] = 2 ** hp["downsample"]
-    require(
-        is_int(hp["patch_size"], 1), f"patch_size must be null (auto) or an integer >= 1, got {hp['patch_size']!r}."
-    )
-    for key in ("mlp_ratio", "lam", "diff_weight"):
-        value = hp[key]
-        require(isinstance(value, (int, float)) and value >= 0, f"{key} must be a number >= 0, got {value!r}.")
-    require(hp["mlp_ratio"] > 0, "mlp_ratio must be positive.")
-    if "context_seed" in hp:
-        require(is_int(hp["context_seed"], 0), f"context_seed must be an integer >= 0, got {hp['context_seed']!r}.")
-    return hp
-
-
-@register_model("diffuma", family="mamba-diffusion", paper_name="DIFFUMA")
-def build_diffuma(
-    shape: DataShape,
-    *,
-    hidden: int = 128,
-    mamba_layers: int = 4,
-    d_state: int = 16,
-    d_conv: int = 4,
-    expand: int = 2,
-    downsample: int | None = None,
-    bidirectional: bool = True,
-    mamba_backend: str = "auto",
-    grad_checkpoint: bool = False,
-    dit_depth: int = 12,
-    dit_hidden: int = 256,
-    dit_heads: int = 4,
-    mlp_ratio: float = 4.0,
-    patch_size: int | None = None,
-    lam: float = 1.0,
-    diff_weight: float = 1.0,
-) -> DIFFUMA:
+@register_model("diffuma", family="mamba-diffusion", paper_name="DIFFUMA", config=DiffumaConfig)
+def build_diffuma(shape: DataShape, **overrides: Any) -> DIFFUMA:
     """DIFFUMA (Xie et al., 2025): bidirectional-Mamba forecaster plus a DiT detail residual.
 
-    Paper: `dit_depth=12`. Ours (the paper gives no value): `hidden` (D, the Mamba/encoder width and
-    the context width), `mamba_layers` (L), `d_state`/`d_conv`/`expand` (Mamba's defaults),
-    `downsample` (k; null = smallest k >= 2 leaving <= 512 latent locations), `dit_hidden`,
-    `dit_heads`, `mlp_ratio` (DiT's 4), `patch_size` (null = 2^k, so the DiT's token grid is the
-    encoder's latent grid), `lam` (weight of L_recon) and `diff_weight` (weight of L_diff, 1 in the
-    paper's eq. 10; 0 removes the diffusion loss). `bidirectional=False` drops the backward SSM
-    branch; `mamba_backend` is "auto", "mambapy" or "mamba_ssm". `grad_checkpoint=True` recomputes
-    each Mamba block's activations in the backward pass instead of storing them (same results, less
-    memory, about a third more time): the pure-PyTorch scan needs it for `paper` sizes on a CPU.
+    Hyper-parameters and their defaults: `DiffumaConfig`.
     """
-    hp = dict(
-        hidden=hidden,
-        mamba_layers=mamba_layers,
-        d_state=d_state,
-        d_conv=d_conv,
-        expand=expand,
-        downsample=downsample,
-        bidirectional=bidirectional,
-        mamba_backend=mamba_backend,
-        grad_checkpoint=grad_checkpoint,
-        dit_depth=dit_depth,
-        dit_hidden=dit_hidden,
-        dit_heads=dit_heads,
-        mlp_ratio=mlp_ratio,
-        patch_size=patch_size,
-        lam=lam,
-        diff_weight=diff_weight,
-    )
-    return DIFFUMA(shape, mode="full", **_resolve("diffuma", shape, hp))
+    return DIFFUMA(shape, DiffumaConfig(**overrides), mode="full")
 
 
-@register_model("diffuma-mamba", family="mamba-diffusion", paper_name="DIFFUMA (Mamba only)")
-def build_diffuma_mamba(
-    shape: DataShape,
-    *,
-    hidden: int = 128,
-    mamba_layers: int = 4,
-    d_state: int = 16,
-    d_conv: int = 4,
-    expand: int = 2,
-    downsample: int | None = None,
-    bidirectional: bool = True,
-    mamba_backend: str = "auto",
-    grad_checkpoint: bool = False,
-) -> DIFFUMA:
-    """DIFFUMA's Mamba path alone (no diffusion module), trained with L1; hyper-parameters as `diffuma`'s."""
-    hp = dict(
-        hidden=hidden,
-        mamba_layers=mamba_layers,
-        d_state=d_state,
-        d_conv=d_conv,
-        expand=expand,
-        downsample=downsample,
-        bidirectional=bidirectional,
-        mamba_backend=mamba_backend,
-        grad_checkpoint=grad_checkpoint,
-    )
-    return DIFFUMA(shape, mode="mamba", **_resolve("diffuma-mamba", shape, hp))
+@register_model("diffuma-mamba", family="mamba-diffusion", paper_name="DIFFUMA (Mamba only)", config=MambaPathConfig)
+def build_diffuma_mamba(shape: DataShape, **overrides: Any) -> DIFFUMA:
+    """DIFFUMA's Mamba path alone (no diffusion module), trained with L1; hyper-parameters: `MambaPathConfig`."""
+    return DIFFUMA(shape, MambaPathConfig(**overrides), mode="mamba")
 
 
-@register_model("diffuma-randcond", family="mamba-diffusion", paper_name="DIFFUMA (random cond.)")
-def build_diffuma_randcond(
-    shape: DataShape,
-    *,
-    hidden: int = 128,
-    mamba_layers: int = 4,
-    d_state: int = 16,
-    d_conv: int = 4,
-    expand: int = 2,
-    downsample: int | None = None,
-    bidirectional: bool = True,
-    mamba_backend: str = "auto",
-    grad_checkpoint: bool = False,
-    dit_depth: int = 12,
-    dit_hidden: int = 256,
-    dit_heads: int = 4,
-    mlp_ratio: float = 4.0,
-    patch_size: int | None = None,
-    lam: float = 1.0,
-    diff_weight: float = 1.0,
-    context_seed: int = 0,
-) -> DIFFUMA:
+@register_model(
+    "diffuma-randcond", family="mamba-diffusion", paper_name="DIFFUMA (random cond.)", config=RandCondConfig
+)
+def build_diffuma_randcond(shape: DataShape, **overrides: Any) -> DIFFUMA:
     """DIFFUMA with c_context replaced by random vectors (is the conditioning used?); as `diffuma`.
 
     The random vectors are N(0, 1) scaled to the batch RMS of the true context: fresh every training
     step, and drawn from a generator seeded with `context_seed` on every evaluation call.
+    Hyper-parameters: `RandCondConfig`.
     """
-    hp = dict(
-        hidden=hidden,
-        mamba_layers=mamba_layers,
-        d_state=d_state,
-        d_conv=d_conv,
-        expand=expand,
-        downsample=downsample,
-        bidirectional=bidirectional,
-        mamba_backend=mamba_backend,
-        grad_checkpoint=grad_checkpoint,
-        dit_depth=dit_depth,
-        dit_hidden=dit_hidden,
-        dit_heads=dit_heads,
-        mlp_ratio=mlp_ratio,
-        patch_size=patch_size,
-        lam=lam,
-        diff_weight=diff_weight,
-        context_seed=context_seed,
-    )
-    return DIFFUMA(shape, mode="randcond", **_resolve("diffuma-randcond", shape, hp))
+    return DIFFUMA(shape, RandCondConfig(**overrides), mode="randcond")
