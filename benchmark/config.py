@@ -11,6 +11,14 @@ Precedence, lowest first (later layers overwrite earlier ones, key by key):
   4. the profile's `models: <model>:` entry, then its `datasets: <name>:` and `<name:task>:`;
   5. the command line (`--epochs`, `--eval-at`, `--data-root`, `--set section.key=value`).
 `bench run --dry-run` prints the result of this resolution for every run.
+
+Data keys: each dataset declares the keys it reads (its settings dataclass, registered with it).
+A key the dataset does not declare is refused when it is given for that dataset (layers 3 and the
+`datasets:` entries of 4, and the command line), and dropped silently when it comes from a layer
+shared by all datasets (the profile's top-level `data:` and a `models: <model>:` entry's `data:`),
+so `coarsen: 4` there reaches WeatherBench and stays out of CHDL's configuration and run id.
+`data` then holds exactly the declared keys that were given (defaults are the loader's), and the
+values of `data` and `train` are checked before any run starts.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from benchmark.data.settings import DataSettings, as_whole, real_number, unknown_keys_message
 from benchmark.errors import ConfigError, UnknownNameError
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -52,6 +61,62 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "strategy": "auto",
     "precision": "32-true",
 }
+
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULERS = ("cosine", "constant", "onecycle")
+
+
+def _positive_number(value: Any) -> bool:
+    return (number := real_number(value)) is not None and number > 0
+
+
+def _non_negative_number(value: Any) -> bool:
+    return (number := real_number(value)) is not None and number >= 0
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _epoch_list(value: Any) -> bool:
+    return value is None or isinstance(value, list | tuple) and all(as_whole(e, 1) is not None for e in value)
+
+
+_BATCHES = (lambda v: v is None or as_whole(v, 1) is not None, "null (all batches) or a whole number of at least 1")
+# Per train key: a check of its value, and the valid form for the error message.
+TRAIN_CHECKS: dict[str, tuple[Any, str]] = {
+    "epochs": (lambda v: as_whole(v, 1) is not None, "a whole number of at least 1, e.g. 50"),
+    "batch_size": (lambda v: as_whole(v, 1) is not None, "a whole number of at least 1, e.g. 16"),
+    "lr": (_positive_number, "a positive number, e.g. 1.0e-3"),
+    "optimizer": (lambda v: v in OPTIMIZERS, " or ".join(OPTIMIZERS)),
+    "weight_decay": (_non_negative_number, "a number of at least 0, e.g. 0.01"),
+    "scheduler": (lambda v: v in SCHEDULERS, ", ".join(SCHEDULERS[:-1]) + " or " + SCHEDULERS[-1]),
+    "min_lr": (_non_negative_number, "a number of at least 0, e.g. 1.0e-6"),
+    "warmup_steps": (lambda v: as_whole(v, 0) is not None, "a whole number of optimizer steps of at least 0"),
+    "warmup_fraction": (lambda v: (f := real_number(v)) is not None and 0 < f < 1,
+                        "a number strictly between 0 and 1, e.g. 0.3"),
+    "grad_clip": (lambda v: v is None or _positive_number(v), "null (no clipping) or a positive number, e.g. 1.0"),
+    "eval_at": (_epoch_list, "a list of epochs of at least 1, e.g. [10, 20] (on the command line --eval-at 10,20)"),
+    "limit_train_batches": _BATCHES,
+    "limit_val_batches": _BATCHES,
+    "limit_test_batches": _BATCHES,
+    "num_workers": (lambda v: as_whole(v, 0) is not None, "a whole number of at least 0"),
+    "accelerator": (_text, "a Lightning accelerator name such as auto, cpu or gpu"),
+    "devices": (lambda v: as_whole(v, 1) is not None, "a whole number of at least 1"),
+    "num_nodes": (lambda v: as_whole(v, 1) is not None, "a whole number of at least 1"),
+    "strategy": (_text, "a Lightning strategy name such as auto or ddp"),
+    "precision": (_text, "a Lightning precision as text such as 32-true, 16-mixed or bf16-mixed "
+                         "(quote a bare number: \"32\")"),
+}
+
+
+def check_train(train: dict[str, Any], model: str, dataset: str) -> None:
+    """A ConfigError naming the first `train` key whose value is not of its valid form (`TRAIN_CHECKS`)."""
+    for key, (valid, form) in TRAIN_CHECKS.items():
+        if key in train and not valid(train[key]):
+            raise ConfigError(f"train.{key} = {train[key]!r} (for {model} on {dataset}) is not valid: it must be "
+                              f"{form}. Fix it in the profile or with --set train.{key}=VALUE.")
+
 
 # Keys that change where or how fast a run executes but not its result: left out of the run id.
 EXECUTION_KEYS = {
@@ -184,17 +249,35 @@ def parse_overrides(assignments: list[str]) -> dict[str, dict[str, Any]]:
     return result
 
 
-def _layers(profile: dict[str, Any], model: str, dataset: str) -> list[dict[str, Any]]:
+def _layers(profile: dict[str, Any], model: str, dataset: str) -> list[tuple[str, dict[str, Any], bool]]:
+    """The profile's layers for one run, lowest first: `(where, layer, shared by all datasets)`."""
     base_name = dataset.split(":")[0]
     dataset_keys = [base_name] + ([dataset] if dataset != base_name else [])
-    layers = [{"train": profile.get("train", {}), "data": profile.get("data", {})}]
+    top = {"train": profile.get("train", {}), "data": profile.get("data", {})}
+    layers = [("in the profile's top-level sections", top, True)]
     datasets = profile.get("datasets", {}) or {}
-    layers += [datasets[k] for k in dataset_keys if k in datasets]
+    layers += [(f"in the profile's `datasets: {k}` entry", datasets[k] or {}, False)
+               for k in dataset_keys if k in datasets]
     model_entry = (profile.get("models", {}) or {}).get(model, {}) or {}
-    layers.append({k: v for k, v in model_entry.items() if k != "datasets"})
+    model_layer = {k: v for k, v in model_entry.items() if k != "datasets"}
+    layers.append((f"in the profile's `models: {model}` entry", model_layer, True))
     model_datasets = model_entry.get("datasets", {}) or {}
-    layers += [model_datasets[k] for k in dataset_keys if k in model_datasets]
+    layers += [(f"in the profile's `models: {model}: datasets: {k}` entry", model_datasets[k] or {}, False)
+               for k in dataset_keys if k in model_datasets]
     return layers
+
+
+def _declared_data(layer: dict[str, Any], declared: type[DataSettings], dataset: str, where: str,
+                   shared: bool) -> dict[str, Any]:
+    """`layer` with only the data keys the dataset's settings class `declared` declares; an undeclared
+    key is dropped when the layer is `shared`, refused otherwise."""
+    data = layer.get("data") or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"The `data` section of {where} must be a mapping of keys to values, not {data!r}.")
+    undeclared = set(data) - set(declared.keys())
+    if undeclared and not shared:
+        raise ConfigError(unknown_keys_message(undeclared, dataset, where, declared))
+    return {**layer, "data": {k: v for k, v in data.items() if k not in undeclared}} if "data" in layer else layer
 
 
 def resolve_run(
@@ -206,19 +289,22 @@ def resolve_run(
     profile: dict[str, Any] | None = None,
 ) -> RunConfig:
     """Resolve the configuration of one run by the precedence in this module's docstring."""
+    from benchmark.data.registry import get_dataset_spec
     from benchmark.registry import get_model_spec
 
     profile = load_profile(profile_name) if profile is None else profile
     spec = get_model_spec(model)
+    declared = get_dataset_spec(dataset.split(":")[0]).settings
     resolved: dict[str, Any] = {"train": dict(TRAIN_DEFAULTS), "data": {}, "model": spec.hyperparameter_defaults()}
-    for layer in [*_layers(profile, model, dataset), overrides or {}]:
+    command_line = ("given on the command line", overrides or {}, False)
+    for where, layer, shared in [*_layers(profile, model, dataset), command_line]:
         unknown = set(layer) - set(SECTIONS)
         if unknown:
             raise ConfigError(
                 f"Profile {profile_name!r} has unknown section(s) {', '.join(sorted(unknown))} for "
                 f"{model} on {dataset}; allowed: {', '.join(SECTIONS)}."
             )
-        resolved = deep_merge(resolved, layer)
+        resolved = deep_merge(resolved, _declared_data(layer, declared, dataset, where, shared))
     unknown_train = set(resolved["train"]) - set(TRAIN_DEFAULTS)
     if unknown_train:
         raise ConfigError(
@@ -231,7 +317,12 @@ def resolve_run(
                 f"data.{key} must be a positive integer for {dataset} (got {resolved['data'].get(key)!r}); "
                 f"set it in the profile or with --set data.{key}=12."
             )
+    try:
+        declared.from_config(resolved["data"], dataset)  # the dataset's own checks of the values
+    except ConfigError as error:
+        raise ConfigError(f"{dataset}: {error}") from None
     train = resolved["train"]
+    check_train(train, model, dataset)
     train["eval_at"] = sorted({int(e) for e in train.get("eval_at") or []})
     if any(e < 1 or e > int(train["epochs"]) for e in train["eval_at"]):
         raise ConfigError(

@@ -12,9 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark.data.chdl import area_matrix, load_chdl_from_root, read_chdl_settings
+from benchmark.data.chdl import ChdlSettings, load_chdl_from_root
 from benchmark.data.registry import list_datasets, load_dataset
-from benchmark.data.synthetic_chdl import MANIFEST, generate_synthetic_chdl, generation_params
+from benchmark.data.regrid import area_matrix
+from benchmark.data.synthetic_chdl import MANIFEST, SyntheticChdlSettings, generate_synthetic_chdl
 from benchmark.errors import ConfigError, DataError
 
 H, W = 12, 16
@@ -62,7 +63,7 @@ def save_array(path: Path, array: np.ndarray) -> None:
 
 def load(root: Path, **config) -> object:
     """Load CHDL from `root` with the given data keys."""
-    return load_chdl_from_root(root, read_chdl_settings({"root": str(root), **config}))
+    return load_chdl_from_root(root, ChdlSettings.from_config({"root": str(root), **config}))
 
 
 def physical(data, tensor) -> np.ndarray:
@@ -78,9 +79,11 @@ def png_root(tmp_path_factory) -> Path:
 # --- layouts -------------------------------------------------------------------------------------
 
 
-def test_registered():
-    names = {spec.name for spec in list_datasets()}
-    assert {"chdl", "synthetic-chdl"} <= names
+def test_registered_with_their_settings():
+    specs = {spec.name: spec for spec in list_datasets()}
+    assert specs["chdl"].settings is ChdlSettings and specs["synthetic-chdl"].settings is SyntheticChdlSettings
+    generator_keys = ("height", "width", "train_sequences", "test_sequences", "seed_data", "bit_depth")
+    assert SyntheticChdlSettings.keys() == ChdlSettings.keys() + generator_keys  # the loader's keys it passes on
 
 
 @pytest.mark.parametrize(("suffix", "scale", "bits"), [(".png", 1, 8), (".png", 300, 16), (".tif", 1, 8),
@@ -206,15 +209,15 @@ def file_bytes(folder: Path) -> dict[str, bytes]:
 
 
 def test_synthetic_is_deterministic(tmp_path):
-    first = generate_synthetic_chdl(tmp_path / "a", generation_params({**SMALL, "seed_data": 3}))
-    second = generate_synthetic_chdl(tmp_path / "b", generation_params({**SMALL, "seed_data": 3}))
-    other = generate_synthetic_chdl(tmp_path / "c", generation_params({**SMALL, "seed_data": 4}))
+    first = generate_synthetic_chdl(tmp_path / "a", SyntheticChdlSettings(**SMALL, seed_data=3).generation_params())
+    second = generate_synthetic_chdl(tmp_path / "b", SyntheticChdlSettings(**SMALL, seed_data=3).generation_params())
+    other = generate_synthetic_chdl(tmp_path / "c", SyntheticChdlSettings(**SMALL, seed_data=4).generation_params())
     a, b, c = file_bytes(first), file_bytes(second), file_bytes(other)
     assert len(a) == 6 * 10 + 1 and a == b
     assert a.keys() == c.keys() and all(a[k] != c[k] for k in a if k != MANIFEST)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
     with pytest.raises(ConfigError, match="generated with"):
-        generate_synthetic_chdl(first, generation_params({**SMALL, "seed_data": 5}))
+        generate_synthetic_chdl(first, SyntheticChdlSettings(**SMALL, seed_data=5).generation_params())
 
 
 def test_synthetic_16_bit_and_cache_reuse(isolated_data_cache):
@@ -382,3 +385,72 @@ def test_epoch_memory_measurement_runs_on_a_small_generated_set(tmp_path):
     assert result["items"] == 6 and result["cached"] == {"train": False, "val": False, "test": False}
     assert result["disk_mib"] > 0 and result["peak_rss_mib"] > 0
     assert json.loads((tmp_path / "chdl" / "synthetic-chdl.json").read_text())["seed_data"] == 3
+
+
+# --- the shared pieces equal the formulas CHDL had before they were shared ---------------------------
+
+
+def old_area_matrix(size_in: int, size_out: int) -> np.ndarray:
+    """CHDL's own down-scaling weights before `regrid.area_matrix` replaced them."""
+    step = size_in / size_out
+    low = np.arange(size_out)[:, None] * step
+    pixels = np.arange(size_in)[None, :]
+    overlap = np.clip(np.minimum(low + step, pixels + 1) - np.maximum(low, pixels), 0, None)
+    return (overlap / step).astype(np.float32)
+
+
+def old_frame_stats(frames: np.ndarray) -> tuple[float, float, float, float]:
+    """CHDL's own streaming statistics (one scalar Chan update per frame) before `RunningStats` was shared."""
+    count, mean, m2, low, high = 0, 0.0, 0.0, np.inf, -np.inf
+    for values in frames:
+        n = values.size
+        frame_mean = float(values.mean(dtype=np.float64))
+        frame_m2 = float(np.square(values.astype(np.float64) - frame_mean).sum())
+        total = count + n
+        delta = frame_mean - mean
+        mean += delta * n / total
+        m2 += frame_m2 + delta**2 * count * n / total
+        count = total
+        low, high = min(low, float(values.min())), max(high, float(values.max()))
+    return mean, float(np.sqrt(m2 / count)), low, high
+
+
+def test_area_weights_and_resize_equal_the_old_chdl_formulas():
+    rng = np.random.default_rng(1)
+    for size_in, size_out in [(5, 2), (60, 32), (80, 40), (600, 37), (800, 41), (12, 12), (7, 3), (9, 1)]:
+        np.testing.assert_array_equal(area_matrix(size_in, size_out), old_area_matrix(size_in, size_out))
+    from benchmark.data.chdl import FrameTransform
+
+    frames = rng.random((3, 30, 40), dtype=np.float32)
+    transform = FrameTransform((30, 40), (1, 2, 28, 36), (13, 20), "frame")
+    old = old_area_matrix(28, 13) @ frames[:, 1:29, 2:38] @ old_area_matrix(36, 20).T
+    np.testing.assert_array_equal(transform(frames), old)
+
+
+def test_running_stats_equal_the_old_per_frame_statistics():
+    from benchmark.data.normalization import RunningStats
+
+    frames = np.random.default_rng(2).normal(0.4, 0.1, (40, 16, 20)).astype(np.float32)
+    stats = RunningStats()
+    for frame in frames:
+        stats.update(frame[None, None])
+    normalizer = stats.normalizer()
+    got = (normalizer.mean[0], normalizer.std[0], normalizer.data_min[0], normalizer.data_max[0])
+    assert got == old_frame_stats(frames)  # exactly
+
+
+def test_window_starts_equal_the_old_chdl_formula():
+    for stride in (None, 1, 2, 3, 5):
+        for t_in, t_out in ((5, 1), (5, 5), (2, 3), (9, 1)):
+            settings = ChdlSettings(t_in=t_in, t_out=t_out, sample_stride=stride)
+            last = settings.frames_per_sequence - t_in - t_out
+            old = np.zeros(1, dtype=np.int64) if stride is None else np.arange(0, last + 1, stride, dtype=np.int64)
+            np.testing.assert_array_equal(settings.window_starts(), old)
+            assert settings.window_starts().dtype == np.int64
+
+
+def test_unknown_keys_given_to_the_loader_are_refused(png_root):
+    with pytest.raises(ConfigError, match=r"Unknown data key tyop for dataset chdl .*cache_limit_mb"):
+        load_dataset("chdl", {"root": str(png_root), "tyop": 3})
+    with pytest.raises(ConfigError, match=r"coarsen for dataset synthetic-chdl.*bit_depth"):
+        load_dataset("synthetic-chdl", {"coarsen": 4})

@@ -97,3 +97,101 @@ def test_unknown_profile_and_bad_override():
         load_profile("nope")
     with pytest.raises(ConfigError, match="section.key=value"):
         parse_overrides(["lr=3"])
+
+
+# --- data keys a dataset does not declare, and train values ---------------------------------------
+
+
+def one_paragraph(error: pytest.ExceptionInfo) -> str:
+    text = str(error.value)
+    assert "\n" not in text.strip()
+    return text
+
+
+def test_an_undeclared_data_key_on_the_command_line_is_refused_with_the_valid_keys():
+    with pytest.raises(ConfigError) as error:
+        resolve_run("smoke", "convlstm", "chdl", 0, parse_overrides(["data.tyop=3"]))
+    text = one_paragraph(error)
+    assert "tyop" in text and "command line" in text
+    for key in ("root", "t_in", "t_out", "frames_per_sequence", "sample_stride", "resize", "cache_limit_mb"):
+        assert key in text
+    with pytest.raises(ConfigError, match=r"(?s)sample_strid\b.*Did you mean sample_strid -> sample_stride"):
+        resolve_run("smoke", "convlstm", "synthetic-weather:t2m", 0, {"data": {"sample_strid": 3}})
+
+
+def test_cli_dry_run_stops_on_an_undeclared_data_key_and_a_bad_train_value():
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
+
+    runner = CliRunner()
+    base = ["run", "--models", "persistence", "--dataset", "synthetic-chdl", "--profile", "smoke", "--dry-run"]
+    for assignment, fragments in (("data.tyop=3", ("tyop", "val_fraction", "height", "bit_depth")),
+                                  ("train.lr=abc", ("train.lr", "'abc'", "positive number"))):
+        result = runner.invoke(app, [*base, "--set", assignment], env={"COLUMNS": "250"})
+        assert result.exit_code == 2, result.output
+        assert all(f in result.output for f in fragments), result.output
+        assert "persistence-synthetic-chdl-s0" not in result.output  # no run was planned or printed
+
+
+def write_profile(tmp_path, text: str) -> str:
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_an_undeclared_key_in_a_dataset_entry_of_a_profile_is_refused(tmp_path):
+    profile = write_profile(tmp_path, "data: {t_in: 4, t_out: 2}\ndatasets:\n  chdl:\n    data: {coarsen: 2}\n")
+    with pytest.raises(ConfigError) as error:
+        resolve_run(profile, "convlstm", "chdl", 0)
+    text = one_paragraph(error)
+    assert "coarsen" in text and "`datasets: chdl` entry" in text and "val_fraction" in text
+    by_model = write_profile(tmp_path, "data: {t_in: 4, t_out: 2}\nmodels:\n  convlstm:\n    datasets:\n"
+                                       "      weatherbench:t2m: {data: {resize: [8, 8]}}\n")
+    with pytest.raises(ConfigError, match=r"resize.*`models: convlstm: datasets: weatherbench:t2m` entry.*coarsen"):
+        resolve_run(by_model, "convlstm", "weatherbench:t2m", 0)
+    assert "resize" not in resolve_run(by_model, "convlstm", "weatherbench:uv10", 0).data  # another task: not read
+
+
+def test_a_shared_data_key_the_dataset_lacks_stays_out_of_its_config_and_run_id(tmp_path):
+    quick = resolve_run("quick", "convlstm", "chdl", 0)
+    assert "coarsen" not in quick.data and quick.data == {"t_in": 5, "t_out": 1, "resize": [32, 40]}
+    assert resolve_run("quick", "convlstm", "weatherbench:t2m", 0).data["coarsen"] == 4  # kept where it is read
+    profile = load_profile("quick")
+    without = {**profile, "data": {k: v for k, v in profile["data"].items() if k != "coarsen"}}
+    assert resolve_run("quick", "convlstm", "chdl", 0, profile=without).run_id == quick.run_id
+    shared_by_model = write_profile(tmp_path, "data: {t_in: 5, t_out: 1}\nmodels:\n  simvp:\n    data: {coarsen: 2}\n")
+    assert "coarsen" not in resolve_run(shared_by_model, "simvp", "chdl", 0).data
+
+
+def test_data_values_are_checked_before_any_run():
+    for overrides, fragment in ((["data.val_fraction=2"], "chdl: data.val_fraction"),
+                                (["data.coarsen=3"], "data.coarsen = 3 must divide"),
+                                (["data.test_years=2030"], "does not generate")):
+        dataset = "chdl" if "val_fraction" in overrides[0] else "synthetic-weather:t2m"
+        with pytest.raises(ConfigError, match=fragment):
+            resolve_run("quick", "convlstm", dataset, 0, parse_overrides(overrides))
+
+
+def test_every_train_key_has_a_check_and_the_defaults_pass():
+    from benchmark.config import TRAIN_CHECKS, TRAIN_DEFAULTS, check_train
+
+    assert set(TRAIN_CHECKS) == set(TRAIN_DEFAULTS)
+    check_train(dict(TRAIN_DEFAULTS), "simvp", "chdl")
+    check_train({"lr": "1e-3", "eval_at": None, "limit_train_batches": 3, "grad_clip": 0.5}, "simvp", "chdl")
+
+
+@pytest.mark.parametrize(
+    "key, value, form",
+    [("lr", "abc", "positive number"), ("lr", 0, "positive number"), ("epochs", 2.5, "whole number"),
+     ("batch_size", 0, "at least 1"), ("scheduler", "linear", "cosine, constant or onecycle"),
+     ("optimizer", "sgd", "adam or adamw"), ("precision", 16, "as text"), ("eval_at", ["x"], "list of epochs"),
+     ("eval_at", 5, "list of epochs"), ("limit_val_batches", -1, "null"), ("warmup_steps", -1, "at least 0"),
+     ("warmup_fraction", 1.0, "strictly between 0 and 1"), ("weight_decay", -0.1, "at least 0"),
+     ("grad_clip", "none", "null (no clipping)"), ("devices", "auto", "whole number")],
+)
+def test_a_bad_train_value_is_refused_naming_key_value_and_form(key, value, form):
+    with pytest.raises(ConfigError) as error:
+        resolve_run("smoke", "convlstm", "chdl", 0, {"train": {key: value}})
+    text = one_paragraph(error)
+    assert f"train.{key} = {value!r}" in text and form in text

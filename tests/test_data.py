@@ -11,8 +11,8 @@ import pytest
 import xarray as xr
 
 from benchmark.data.registry import load_dataset
-from benchmark.data.synthetic_weather import generate_synthetic_weather, generation_params
-from benchmark.data.weatherbench import GRID_FOLDER, VARIABLES, variable_file, write_variable_year
+from benchmark.data.synthetic_weather import GENERATOR_VERSION, SyntheticWeatherSettings, generate_synthetic_weather
+from benchmark.data.wb1_files import GRID_FOLDER, VARIABLES, variable_file, write_variable_year
 from benchmark.errors import ConfigError, DataError
 
 LAT = -87.1875 + 5.625 * np.arange(32)
@@ -285,7 +285,7 @@ def test_synthetic_persistence_is_beaten_by_a_diurnal_forecast(synthetic):
 
 
 def test_synthetic_is_deterministic_whatever_is_written(tmp_path):
-    params = generation_params({"years": "2018", "hours_per_step": 24, "seed_data": 3})
+    params = {"version": GENERATOR_VERSION, "years": [2018], "hours_per_step": 24, "seed_data": 3}
     first = generate_synthetic_weather(tmp_path / "a", ["t2m"], params)
     second = generate_synthetic_weather(tmp_path / "b", ["u10", "v10", "t2m"], params)
     other = generate_synthetic_weather(tmp_path / "c", ["t2m"], {**params, "seed_data": 4})
@@ -309,3 +309,65 @@ def test_synthetic_refuses_foreign_or_mismatched_roots(tmp_path):
         load_dataset("synthetic-weather", {**SYNTHETIC, "root": str(tmp_path / "old")})
     with pytest.raises(ConfigError, match="does not generate"):
         load_dataset("synthetic-weather", {**SYNTHETIC, "test_years": "2019", "root": str(tmp_path / "x")})
+
+
+# --- the shared down-sampler and statistics equal the formulas they replaced ---------------------------
+
+
+def old_fit_normalizer(frames: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The two-pass statistics WeatherBench computed before `RunningStats` was shared."""
+    total = frames.sum(axis=(0, 2, 3), dtype=np.float64)
+    count = frames.shape[0] * frames.shape[2] * frames.shape[3]
+    mean = total / count
+    squares = np.square(frames.astype(np.float64) - mean[:, None, None]).sum(axis=(0, 2, 3))
+    return mean, np.sqrt(squares / count), frames.min(axis=(0, 2, 3)), frames.max(axis=(0, 2, 3))
+
+
+def test_coarsen_equals_the_old_block_means_exactly():
+    from benchmark.data.regrid import coarsen, coarsen_coordinate
+
+    rng = np.random.default_rng(3)
+    # a wide dynamic range (1e-6 .. 1e3), near-zero values included, and more frames than one chunk
+    frames = (rng.normal(0, 1, (700, 2, 32, 64)) * 10 ** rng.uniform(-6, 3, (700, 2, 32, 64))).astype(np.float32)
+    for factor in (1, 2, 4, 8, 16, 32):
+        n, c, h, w = frames.shape
+        old = frames if factor == 1 else frames.reshape(n, c, h // factor, factor, w // factor, factor).mean(
+            axis=(3, 5), dtype=np.float64).astype(np.float32)
+        np.testing.assert_array_equal(coarsen(frames, factor), old)
+        np.testing.assert_array_equal(coarsen_coordinate(LAT, factor), LAT.reshape(-1, factor).mean(axis=1))
+
+
+def test_fit_normalizer_matches_the_old_two_pass_statistics_and_gives_the_same_frames():
+    from benchmark.data.normalization import fit_normalizer, normalize_inplace
+
+    frames = np.random.default_rng(4).normal(250, 20, (1300, 2, 8, 16)).astype(np.float32)
+    normalizer = fit_normalizer(frames)
+    old = old_fit_normalizer(frames)
+    for new, before in zip((normalizer.mean, normalizer.std, normalizer.data_min, normalizer.data_max), old,
+                           strict=True):
+        np.testing.assert_allclose(new, before, rtol=1e-15, atol=0)  # the merge order differs in the last bit only
+    np.testing.assert_array_equal(normalizer.data_min, old[2])
+    np.testing.assert_array_equal(normalizer.data_max, old[3])
+    mean, std = old[0].astype(np.float32)[:, None, None], old[1].astype(np.float32)[:, None, None]
+    np.testing.assert_array_equal(normalize_inplace(frames.copy(), normalizer), (frames - mean) / std)
+
+
+def test_unknown_weatherbench_key_given_to_the_loader_is_refused(tiny_root):
+    with pytest.raises(ConfigError, match=r"Unknown data key resize for dataset weatherbench .*uv10_channels"):
+        load_dataset("weatherbench:t2m", {"root": str(tiny_root), **SPLITS, "resize": [8, 8]})
+    with pytest.raises(ConfigError, match=r"hours_per_step = 25"):
+        load_dataset("synthetic-weather:t2m", {**SYNTHETIC, "hours_per_step": 25})
+
+
+def test_synthetic_settings_are_the_weatherbench_keys_plus_the_generators_and_name_the_same_cache():
+    from benchmark.data.weatherbench import WeatherBenchSettings
+
+    keys = SyntheticWeatherSettings.keys()
+    assert keys[:len(WeatherBenchSettings.keys())] == WeatherBenchSettings.keys()
+    assert keys[len(WeatherBenchSettings.keys()):] == ("years", "hours_per_step", "seed_data")
+    settings = SyntheticWeatherSettings.from_config({"years": "2016-2018", "train_years": "2016", "val_years": 2017,
+                                                     "test_years": [2018], "seed_data": "2"})
+    # the generation parameters (the cache folder's hash and the manifest) keep their former form
+    assert settings.generation_params() == {"version": 1, "years": [2016, 2017, 2018], "hours_per_step": 6,
+                                            "seed_data": 2}
+    assert settings.split_years == {"train": [2016], "val": [2017], "test": [2018]}

@@ -18,8 +18,10 @@ from typer.testing import CliRunner
 
 from benchmark.cli import app
 from benchmark.data.inventory import inventory
-from benchmark.data.wb2 import WB1_LAT, WB1_LON, cell_areas, conservative_regrid, download_weatherbench
-from benchmark.data.weatherbench import GRID_FOLDER, VARIABLES, load_weatherbench, variable_file, write_variable_year
+from benchmark.data.regrid import cell_areas, conservative_regrid
+from benchmark.data.wb1_files import GRID_FOLDER, VARIABLES, WB1_LAT, WB1_LON, variable_file, write_variable_year
+from benchmark.data.wb2 import download_weatherbench
+from benchmark.data.weatherbench import load_weatherbench
 from benchmark.errors import ConfigError, DataError
 
 YEARS = (2001, 2002, 2003)
@@ -339,3 +341,30 @@ def test_download_over_http_equals_the_local_download(tmp_path, store, downloade
         with xr.open_dataset(variable_file(tmp_path / "wb1" / GRID_FOLDER, folder, 2002)) as remote, \
                 xr.open_dataset(variable_file(downloaded / GRID_FOLDER, folder, 2002)) as local:
             np.testing.assert_array_equal(remote[name].values, local[name].values)
+
+
+def old_overlaps(target: np.ndarray, source: np.ndarray, period: float | None = None) -> np.ndarray:
+    """wb2's own interval overlaps before `regrid.interval_overlaps` was shared."""
+    t0, t1 = target[:-1, None, None], target[1:, None, None]
+    shifts = np.array([0.0]) if period is None else np.array([-period, 0.0, period])
+    s0 = source[None, :-1, None] + shifts[None, None, :]
+    s1 = source[None, 1:, None] + shifts[None, None, :]
+    return np.clip(np.minimum(t1, s1) - np.maximum(t0, s0), 0.0, None).sum(axis=2)
+
+
+def test_regrid_weights_equal_the_old_wb2_formula():
+    from benchmark.data.regrid import lat_edges, lon_edges, regrid_matrices
+
+    rng = np.random.default_rng(5)
+    for n_lat, n_lon in ((181, 360), (46, 90), (32, 64), (73, 144)):
+        lat = np.sort(rng.uniform(-89, 89, n_lat)) if n_lat == 46 else np.linspace(-90, 90, n_lat)
+        lon = np.sort(rng.uniform(0, 359, n_lon)) if n_lat == 46 else np.arange(n_lon) * 360 / n_lon
+        lat_w = old_overlaps(np.sin(np.deg2rad(lat_edges(WB1_LAT))), np.sin(np.deg2rad(lat_edges(lat))))
+        lon_w = old_overlaps(lon_edges(WB1_LON), lon_edges(lon), period=360.0)
+        new_lat, new_lon = regrid_matrices(lat, lon)
+        np.testing.assert_array_equal(new_lat, lat_w / lat_w.sum(axis=1, keepdims=True))
+        np.testing.assert_array_equal(new_lon, lon_w / lon_w.sum(axis=1, keepdims=True))
+        values = rng.normal(size=(2, n_lat, n_lon))
+        ordered = values[..., np.argsort(lat), :][..., np.argsort(lon)]  # as the old GridMapper ordered them
+        old = (lat_w / lat_w.sum(axis=1, keepdims=True)) @ ordered @ (lon_w / lon_w.sum(axis=1, keepdims=True)).T
+        np.testing.assert_array_equal(conservative_regrid(values, lat, lon), old)

@@ -15,8 +15,8 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
-from benchmark.data.chdl import load_chdl_from_root, read_chdl_settings
-from benchmark.data.synthetic_chdl import generate_synthetic_chdl, generation_params
+from benchmark.data.chdl import ChdlSettings, load_chdl_from_root
+from benchmark.data.synthetic_chdl import SyntheticChdlSettings, generate_synthetic_chdl
 
 STATUS = Path("/proc/self/status")
 
@@ -62,13 +62,13 @@ def measure_epoch_memory(folder: str | Path, sequences: int = 200, height: int =
     Returns the on-disk size, the size the used frames would take decoded in memory, the RSS before
     loading and the peak RSS of loading plus the epoch (MiB), the item count and the time taken.
     """
-    params = generation_params({"height": height, "width": width, "train_sequences": sequences - test_sequences,
-                                "test_sequences": test_sequences, "seed_data": seed})
+    params = SyntheticChdlSettings(height=height, width=width, train_sequences=sequences - test_sequences,
+                                   test_sequences=test_sequences, seed_data=seed).generation_params()
     generate_synthetic_chdl(folder, params)
     before = current_rss_mib()
     reset = reset_peak_rss()
     start = time.perf_counter()
-    data = load_chdl_from_root(Path(folder), read_chdl_settings({"cache_limit_mb": cache_limit_mb}))
+    data = load_chdl_from_root(Path(folder), ChdlSettings(cache_limit_mb=cache_limit_mb))
     items = 0
     for split in (data.train, data.val, data.test):
         for x, _ in DataLoader(split, batch_size=1):

@@ -6,7 +6,6 @@ are not checked for NaN here (the loader and the downloader do that).
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from benchmark.data.weatherbench import GRID_FOLDER, VARIABLES, _netcdf_engine, find_grid_folder, format_years
+from benchmark.data.wb1_files import GRID_FOLDER, VARIABLES, format_years, netcdf_engine, year_files
+from benchmark.data.weatherbench import find_grid_folder
 from benchmark.errors import DataError
 
 
@@ -84,7 +84,7 @@ def _hours(step: np.timedelta64) -> float:
 
 def _read_file_info(path: Path, year: int, folder: str) -> FileInfo:
     expected = next((v.name for v in VARIABLES.values() if v.folder == folder), None)
-    with xr.open_dataset(path, engine=_netcdf_engine(), cache=False) as dataset:
+    with xr.open_dataset(path, engine=netcdf_engine(), cache=False) as dataset:
         names = list(dataset.data_vars)
         name = expected if expected in names else (names[0] if names else None)
         if name is None:
@@ -134,8 +134,7 @@ def _check_times(entry: FolderInventory, infos: list[FileInfo]) -> None:
 
 def _inventory_folder(folder_dir: Path) -> FolderInventory:
     entry = FolderInventory(folder_dir.name)
-    pattern = re.compile(rf"^{re.escape(folder_dir.name)}_(\d+)_{re.escape(GRID_FOLDER)}\.nc$")
-    files = sorted((int(m.group(1)), p) for p in folder_dir.iterdir() if (m := pattern.match(p.name)))
+    files = year_files(folder_dir)
     infos = []
     for year, path in files:
         try:

@@ -8,19 +8,20 @@ A loader is registered with
 
 `config` is the resolved `data` section of a run's configuration (t_in, t_out, root, years,
 strides, ...). A dataset with tasks is addressed as `name:task`; the bare name means its
-`default_tasks`.
+`default_tasks`. Datasets from outside the repository register the same way, from a plugin
+(`bench --plugin`) or an installed package's entry point in the group `diffuma_bench.datasets`.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from benchmark.data.base import ForecastData
+from benchmark.data.settings import DataSettings
 from benchmark.errors import UnknownNameError
+from benchmark.registries import Registry
 
 DATASET_MODULES = (
     "benchmark.data.weatherbench",
@@ -32,56 +33,44 @@ DATASET_MODULES = (
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A registered dataset: its loader, its tasks and a one-line summary."""
+    """A registered dataset: its loader, its tasks, a one-line summary and its `data` settings class."""
 
     name: str
     loader: Callable[[str | None, dict[str, Any]], ForecastData]
     summary: str
     tasks: tuple[str, ...] = ()
     default_tasks: tuple[str, ...] = ()
+    settings: type[DataSettings] = DataSettings  # the data keys it reads (others are refused)
 
 
-_DATASETS: dict[str, DatasetSpec] = {}
-_loaded = False
+DATASETS: Registry[DatasetSpec] = Registry(
+    "dataset", DATASET_MODULES, "diffuma_bench.datasets", "Run `bench datasets` to list them with their tasks."
+)
 
 
 def register_dataset(
-    name: str, *, summary: str, tasks: tuple[str, ...] = (), default_tasks: tuple[str, ...] = ()
+    name: str, *, summary: str, tasks: tuple[str, ...] = (), default_tasks: tuple[str, ...] = (),
+    settings: type[DataSettings] = DataSettings,
 ) -> Callable[[Callable[..., ForecastData]], Callable[..., ForecastData]]:
-    """Decorator registering `loader(task, config) -> ForecastData` under `name`."""
+    """Decorator registering `loader(task, config) -> ForecastData` under `name`; `settings` declares
+    (and validates) the `data` keys the loader reads."""
 
     def decorate(loader: Callable[..., ForecastData]) -> Callable[..., ForecastData]:
-        _DATASETS[name] = DatasetSpec(name, loader, summary, tuple(tasks), tuple(default_tasks or tasks))
+        spec = DatasetSpec(name, loader, summary, tuple(tasks), tuple(default_tasks or tasks), settings)
+        DATASETS.register(name, spec, origin=loader.__module__)
         return loader
 
     return decorate
 
 
-def _ensure_loaded() -> None:
-    global _loaded
-    if not _loaded:
-        for module in DATASET_MODULES:
-            importlib.import_module(module)
-        _loaded = True
-
-
 def list_datasets() -> list[DatasetSpec]:
     """All registered datasets."""
-    _ensure_loaded()
-    return list(_DATASETS.values())
+    return DATASETS.entries()
 
 
 def get_dataset_spec(name: str) -> DatasetSpec:
     """The spec registered under `name` (without task); a clear error otherwise."""
-    _ensure_loaded()
-    if name not in _DATASETS:
-        close = difflib.get_close_matches(name, list(_DATASETS), n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise UnknownNameError(
-            f"Unknown dataset {name!r}.{hint} Registered datasets: {', '.join(_DATASETS)}. "
-            "Run `bench datasets` to list them with their tasks."
-        )
-    return _DATASETS[name]
+    return DATASETS.get(name)
 
 
 def split_dataset_name(full_name: str) -> tuple[str, str | None]:

@@ -21,7 +21,7 @@ The scene, per sequence (all sizes scale with the frame size; parameters drawn p
 So the last input frame is a poor forecast, while the constant shift seen in the inputs predicts
 most of the next frame. Deterministic from `seed_data`: the same parameters give byte-identical files.
 
-Generation config keys (defaults in `GENERATION_DEFAULTS`): `height`, `width` (60 x 80, the
+Generation config keys (defaults in `SyntheticChdlSettings`): `height`, `width` (60 x 80, the
 paper's 600 x 800 divided by ten, for CPU runs; 600 x 800 works), `train_sequences` (160),
 `test_sequences` (48), `seed_data` (0), `bit_depth` (8 or 16). `root`: the folder to write (it must be
 empty or hold the same generated data); unset: `$DIFFUMA_BENCH_CACHE/synthetic-chdl/<hash of the
@@ -32,7 +32,6 @@ Generation writes into a temporary folder that is renamed into place when comple
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -45,16 +44,12 @@ import numpy as np
 from PIL import Image
 
 from benchmark.data.base import ForecastData
-from benchmark.data.chdl import load_chdl_from_root, read_chdl_settings
+from benchmark.data.chdl import ChdlSettings, load_chdl_from_root
+from benchmark.data.locations import cache_folder
 from benchmark.data.registry import register_dataset
-from benchmark.data.settings import whole_number
 from benchmark.errors import ConfigError
 
-GENERATION_DEFAULTS: dict[str, Any] = {
-    "height": 60, "width": 80, "train_sequences": 160, "test_sequences": 48, "seed_data": 0, "bit_depth": 8,
-}
 GENERATOR_VERSION = 1
-CACHE_ENV = "DIFFUMA_BENCH_CACHE"
 MANIFEST = "synthetic-chdl.json"
 FRAMES = 10
 MIN_SIZE = 24
@@ -226,31 +221,36 @@ def render_sequence(rng: np.random.Generator, height: int, width: int, bit_depth
 # --- writing and caching ----------------------------------------------------------------------------
 
 
-def _count(config: dict[str, Any], key: str, minimum: int) -> int:
-    return whole_number(config.get(key, GENERATION_DEFAULTS[key]), key, minimum, GENERATION_DEFAULTS[key])
+@dataclass(frozen=True)
+class SyntheticChdlSettings(ChdlSettings):
+    """The CHDL keys plus the generator's: `height`, `width`, `train_sequences`, `test_sequences`,
+    `seed_data`, `bit_depth` (the generator writes 10 frames a sequence: `frames_per_sequence` stays 10)."""
 
+    height: int = 60
+    width: int = 80
+    train_sequences: int = 160
+    test_sequences: int = 48
+    seed_data: int = 0
+    bit_depth: int = 8
 
-def generation_params(config: dict[str, Any]) -> dict[str, Any]:
-    """The generation parameters of `config` (validated, defaults filled in); they name the cache folder."""
-    bit_depth = config.get("bit_depth", GENERATION_DEFAULTS["bit_depth"])
-    if bit_depth not in (8, 16) or isinstance(bit_depth, bool):
-        raise ConfigError(f"data.bit_depth = {bit_depth!r} must be 8 or 16 (bits per pixel of the PNG frames).")
-    return {
-        "version": GENERATOR_VERSION,
-        "height": _count(config, "height", MIN_SIZE),
-        "width": _count(config, "width", MIN_SIZE),
-        "train_sequences": _count(config, "train_sequences", 2),
-        "test_sequences": _count(config, "test_sequences", 1),
-        "seed_data": _count(config, "seed_data", 0),
-        "bit_depth": int(bit_depth),
-    }
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.frames_per_sequence != FRAMES:
+            raise ConfigError(f"synthetic-chdl writes {FRAMES} frames a sequence; data.frames_per_sequence = "
+                              f"{self.frames_per_sequence} cannot be used with it.")
+        if self.bit_depth not in (8, 16) or isinstance(self.bit_depth, bool):
+            raise ConfigError(f"data.bit_depth = {self.bit_depth!r} must be 8 or 16 (bits per pixel of the PNG "
+                              "frames).")
+        self._set("bit_depth", int(self.bit_depth))
+        for key, minimum in (("height", MIN_SIZE), ("width", MIN_SIZE), ("train_sequences", 2),
+                             ("test_sequences", 1), ("seed_data", 0)):
+            self._set(key, self._whole(key, minimum))
 
-
-def default_folder(params: dict[str, Any]) -> Path:
-    """`$DIFFUMA_BENCH_CACHE/synthetic-chdl/<hash of params>` (cache default `~/.cache/diffuma-bench`)."""
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    base = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "diffuma-bench").expanduser()
-    return base / "synthetic-chdl" / digest
+    def generation_params(self) -> dict[str, Any]:
+        """What the generator draws from; these parameters name the cache folder and fill the manifest."""
+        return {"version": GENERATOR_VERSION, "height": self.height, "width": self.width,
+                "train_sequences": self.train_sequences, "test_sequences": self.test_sequences,
+                "seed_data": self.seed_data, "bit_depth": self.bit_depth}
 
 
 def _stored_params(folder: Path) -> Any:
@@ -305,14 +305,11 @@ def generate_synthetic_chdl(folder: str | Path, params: dict[str, Any]) -> Path:
 
 
 @register_dataset("synthetic-chdl", summary="Generated dicing-lane video in the CHDL folder layout (moving camera, "
-                  "advancing kerf, chipping, debris); read by the chdl loader")
+                  "advancing kerf, chipping, debris); read by the chdl loader", settings=SyntheticChdlSettings)
 def load_synthetic_chdl(task: str | None, config: dict[str, Any]) -> ForecastData:
     """Generate (once) and load synthetic CHDL; CHDL keys plus the generation keys of the module docstring."""
-    params = generation_params(config)
-    settings = read_chdl_settings(config)
-    if settings.frames_per_sequence != FRAMES:
-        raise ConfigError(f"synthetic-chdl writes {FRAMES} frames a sequence; data.frames_per_sequence = "
-                          f"{settings.frames_per_sequence} cannot be used with it.")
-    folder = generate_synthetic_chdl(settings.root or default_folder(params), params)
+    settings = SyntheticChdlSettings.from_config(config, "synthetic-chdl")
+    params = settings.generation_params()
+    folder = generate_synthetic_chdl(settings.root or cache_folder("synthetic-chdl", params), params)
     data = load_chdl_from_root(folder, settings, "synthetic-chdl")
     return dataclasses.replace(data, info={**data.info, "generated": True, "generation": params})

@@ -17,7 +17,7 @@ that `benchmark.data.weatherbench` reads: one netCDF file per variable and year,
   fraction or percent from their values (the two differ by a factor 100); other variables are
   taken to be in WB1 units.
 - A store on another grid (e.g. 1 degree, 181 x 360) is regridded to the 32 x 64 WeatherBench grid
-  by conservative (area-weighted) averaging, see `conservative_regrid`.
+  by conservative (area-weighted) averaging, see `benchmark.data.regrid.conservative_regrid`.
 - Resumable: a file that exists and verifies is skipped; one that does not is rewritten. Every
   written file is read back and verified.
 """
@@ -35,22 +35,23 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from benchmark.data.weatherbench import (
+from benchmark.data.regrid import GridMapper
+from benchmark.data.units import guess_fraction_units, unit_conversion
+from benchmark.data.wb1_files import (
     GRID_FOLDER,
-    GRID_SHAPE,
     VARIABLES,
+    WB1_LAT,
+    WB1_LON,
     WB2_STORE,
     Variable,
-    _netcdf_engine,
     format_years,
+    netcdf_engine,
     parse_years,
     variable_file,
     write_variable_year,
 )
 from benchmark.errors import ConfigError, DataError
 
-WB1_LAT = -87.1875 + 5.625 * np.arange(GRID_SHAPE[0])
-WB1_LON = 5.625 * np.arange(GRID_SHAPE[1])
 DEFAULT_VARIABLES = ("t2m", "tcc", "r", "u10", "v10")
 DEFAULT_YEARS = "2010-2018"
 VARIABLE_GROUPS = {"uv10": ("u10", "v10")}
@@ -218,139 +219,6 @@ def _select_levels(array: xr.DataArray, variable: Variable, levels: Sequence[flo
     return array.transpose("time", "level", "lat", "lon")
 
 
-# --- units ---------------------------------------------------------------------------------------
-
-_UNIT_ALIASES = {
-    "K": {"k", "kelvin", "degk", "deg_k", "degreesk"},
-    "degC": {"degc", "deg_c", "°c", "c", "celsius", "degreesc", "degreescelsius", "degree_celsius"},
-    "fraction": {"1", "(0-1)", "0-1", "fraction", "dimensionless", "-"},
-    "%": {"%", "percent", "pct"},
-    "m/s": {"ms**-1", "ms-1", "ms^-1", "m/s", "m.s-1", "meterspersecond", "metrespersecond"},
-    "km/h": {"km/h", "kmh-1", "kmh**-1", "kph"},
-}
-# (from, to) -> (scale, offset): value_to = value_from * scale + offset
-_CONVERSIONS = {
-    ("degC", "K"): (1.0, 273.15),
-    ("fraction", "%"): (100.0, 0.0),
-    ("%", "fraction"): (0.01, 0.0),
-    ("km/h", "m/s"): (1 / 3.6, 0.0),
-}
-
-
-def _canonical_unit(units: str) -> str | None:
-    key = units.strip().lower().replace(" ", "")
-    return next((name for name, aliases in _UNIT_ALIASES.items() if key in aliases), None)
-
-
-def unit_conversion(name: str, units: str | None) -> tuple[float, float]:
-    """`(scale, offset)` taking variable `name` from the store's `units` to WB1 units (identity when
-    `units` is empty: the values are taken to be in WB1 units); DataError for units it cannot convert."""
-    if not units:
-        return 1.0, 0.0
-    target = VARIABLES[name].units
-    source_unit, target_unit = _canonical_unit(units), _canonical_unit(target)
-    if source_unit == target_unit:
-        return 1.0, 0.0
-    if (source_unit, target_unit) not in _CONVERSIONS:
-        raise DataError(
-            f"The store gives {name} in units {units!r}, which cannot be converted to WeatherBench's "
-            f"{target!r}. Convertible units: K or degC; (0 - 1) or %; m s**-1 or km/h."
-        )
-    return _CONVERSIONS[(source_unit, target_unit)]
-
-
-# --- regridding ----------------------------------------------------------------------------------
-
-
-def lat_edges(lat: np.ndarray) -> np.ndarray:
-    """Cell boundaries (degrees, ascending, clipped to +-90) of ascending latitude centres: midpoints
-    between neighbours, half a spacing beyond the first and last centre (a centre on a pole gets a
-    half-width cell)."""
-    lat = np.asarray(lat, dtype=np.float64)
-    inner = (lat[:-1] + lat[1:]) / 2
-    outer = [lat[0] - (lat[1] - lat[0]) / 2, lat[-1] + (lat[-1] - lat[-2]) / 2]
-    return np.clip(np.r_[outer[0], inner, outer[1]], -90.0, 90.0)
-
-
-def lon_edges(lon: np.ndarray) -> np.ndarray:
-    """Cell boundaries of ascending longitude centres in [0, 360) on a periodic global grid: the
-    first edge lies halfway between the last centre (minus 360) and the first; the last edge is the
-    first plus 360."""
-    lon = np.asarray(lon, dtype=np.float64)
-    first = (lon[-1] - 360.0 + lon[0]) / 2
-    return np.r_[first, (lon[:-1] + lon[1:]) / 2, first + 360.0]
-
-
-def _overlaps(target: np.ndarray, source: np.ndarray, period: float | None = None) -> np.ndarray:
-    """`(n_target, n_source)` lengths of the overlap of target and source intervals given by edges;
-    with `period`, source intervals shifted by -period, 0 and +period count too (wrap-around)."""
-    t0, t1 = target[:-1, None, None], target[1:, None, None]
-    shifts = np.array([0.0]) if period is None else np.array([-period, 0.0, period])
-    s0 = source[None, :-1, None] + shifts[None, None, :]
-    s1 = source[None, 1:, None] + shifts[None, None, :]
-    return np.clip(np.minimum(t1, s1) - np.maximum(t0, s0), 0.0, None).sum(axis=2)
-
-
-def regrid_matrices(lat: np.ndarray, lon: np.ndarray, target_lat: np.ndarray = WB1_LAT,
-                    target_lon: np.ndarray = WB1_LON) -> tuple[np.ndarray, np.ndarray]:
-    """Row-normalized conservative weights `(A, B)`, so that `A @ field @ B.T` maps a field on the
-    ascending `(lat, lon)` grid to the target grid. A cell's area is proportional to
-    d(sin lat) * d(lon), and it separates, so the weights are outer products of a latitude factor
-    (overlap in sin(lat)) and a longitude factor (overlap in degrees, periodic)."""
-    lat_w = _overlaps(np.sin(np.deg2rad(lat_edges(target_lat))), np.sin(np.deg2rad(lat_edges(lat))))
-    lon_w = _overlaps(lon_edges(target_lon), lon_edges(lon), period=360.0)
-    for weights, what in ((lat_w, "latitude"), (lon_w, "longitude")):
-        if np.any(weights.sum(axis=1) <= 0):
-            raise DataError(f"The store's grid does not cover the WeatherBench grid in {what}; "
-                            "a global grid is needed.")
-    return lat_w / lat_w.sum(axis=1, keepdims=True), lon_w / lon_w.sum(axis=1, keepdims=True)
-
-
-def conservative_regrid(values: np.ndarray, lat: np.ndarray, lon: np.ndarray,
-                        target_lat: np.ndarray = WB1_LAT, target_lon: np.ndarray = WB1_LON) -> np.ndarray:
-    """Area-weighted average of `(..., lat, lon)` values onto the target grid (default: the 32 x 64
-    WeatherBench grid). Source latitudes may run either way and longitudes may be in -180..180;
-    each target cell is the mean of the source cells it overlaps, weighted by overlap area, so the
-    area-weighted global mean is preserved. Returns float64 `(..., len(target_lat), len(target_lon))`."""
-    mapper = GridMapper(lat, lon, target_lat, target_lon, force_regrid=True)
-    return mapper(values)
-
-
-def cell_areas(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Relative areas `(lat, lon)` of the cells of an ascending global grid (they sum to 1)."""
-    lat_size = np.diff(np.sin(np.deg2rad(lat_edges(lat))))
-    lon_size = np.diff(lon_edges(np.mod(lon, 360.0)))
-    areas = np.outer(lat_size, lon_size)
-    return areas / areas.sum()
-
-
-class GridMapper:
-    """Maps `(..., lat, lon)` values on the store's grid to the WB1 grid: sorts latitude ascending
-    and longitude into 0..360, then regrids conservatively unless the grid already is the target."""
-
-    def __init__(self, lat: np.ndarray, lon: np.ndarray, target_lat: np.ndarray = WB1_LAT,
-                 target_lon: np.ndarray = WB1_LON, force_regrid: bool = False) -> None:
-        lat = np.asarray(lat, dtype=np.float64)
-        lon = np.mod(np.asarray(lon, dtype=np.float64), 360.0)
-        if len(lat) < 2 or len(lon) < 2 or len(np.unique(lat)) != len(lat) or len(np.unique(lon)) != len(lon):
-            raise DataError(f"The store's grid ({len(lat)} x {len(lon)}) needs at least two distinct "
-                            "latitudes and longitudes.")
-        self.lat_order, self.lon_order = np.argsort(lat), np.argsort(lon)
-        sorted_lat, sorted_lon = lat[self.lat_order], lon[self.lon_order]
-        self.source_shape = (len(lat), len(lon))
-        self.native = not force_regrid and self.source_shape == (len(target_lat), len(target_lon)) and bool(
-            np.allclose(sorted_lat, target_lat, atol=1e-3) and np.allclose(sorted_lon, target_lon, atol=1e-3))
-        self.weights = None if self.native else regrid_matrices(sorted_lat, sorted_lon, target_lat, target_lon)
-
-    def __call__(self, values: np.ndarray) -> np.ndarray:
-        """The values on the target grid (float64 when regridded)."""
-        ordered = np.asarray(values)[..., self.lat_order, :][..., self.lon_order]
-        if self.weights is None:
-            return ordered
-        lat_w, lon_w = self.weights
-        return lat_w @ ordered.astype(np.float64) @ lon_w.T
-
-
 # --- verifying and writing -----------------------------------------------------------------------
 
 
@@ -364,7 +232,7 @@ def verify_file(path: Path, variable: Variable, times: np.ndarray, levels: np.nd
     if not path.is_file():
         return "missing"
     try:
-        with xr.open_dataset(path, engine=_netcdf_engine(), cache=False) as dataset:
+        with xr.open_dataset(path, engine=netcdf_engine(), cache=False) as dataset:
             if variable.name not in dataset.data_vars:
                 return f"no variable {variable.name!r}"
             array = dataset[variable.name]
@@ -428,7 +296,7 @@ def _prepare_sources(dataset: xr.Dataset, names: list[str], levels: Sequence[flo
     for name in names:
         variable = VARIABLES[name]
         array = _select_levels(arrays[name], variable, levels, store)
-        units = str(array.attrs.get("units", "") or "") or _guess_fraction_units(name, array, store)
+        units = str(array.attrs.get("units", "") or "") or guess_fraction_units(name, array, store)
         scale, offset = unit_conversion(name, units)
         if (scale, offset) != (1.0, 0.0):
             guessed = "" if array.attrs.get("units") else " (no units attribute; judged from the values)"
@@ -438,19 +306,6 @@ def _prepare_sources(dataset: xr.Dataset, names: list[str], levels: Sequence[flo
         level_values = np.asarray(array["level"].values, dtype=np.float64) if variable.levelled else None
         sources.append(_Source(name, array, mapper, scale, offset, level_values))
     return sources
-
-
-def _guess_fraction_units(name: str, array: xr.DataArray, store: str) -> str:
-    """Units of a `tcc` or `r` array that has no `units` attribute, judged from its first time step:
-    "1" (a fraction) when no value exceeds 2 (supersaturation keeps a fraction a little above 1),
-    "%" otherwise; "" (WB1 units assumed) for other variables."""
-    if name not in ("tcc", "r"):
-        return ""
-    try:
-        first = np.asarray(array.isel(time=0).values)
-    except Exception as err:  # network and decoding errors of many types
-        raise DataError(f"Reading {array.name} from {store} failed ({type(err).__name__}: {err}).") from err
-    return "1" if np.nanmax(first) <= 2 else "%"
 
 
 def _download_one(root: Path, source: _Source, year: int, index: slice, store: str) -> FileResult:
