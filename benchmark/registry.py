@@ -11,20 +11,21 @@ them. A builder that takes its hyper-parameters as one config dataclass (nanoGPT
 pattern, `build(shape, **overrides) -> Model(shape, Config(**overrides))`) registers it with
 `config=Config`, and the dataclass's field defaults are then the published settings. The
 packages listed in `MODEL_PACKAGES` are imported on first lookup, so adding a model is one new
-file plus one import line in its package's `__init__.py`.
+file plus one import line in its package's `__init__.py`. Models from outside the repository
+register the same way, from a plugin file or module (`bench --plugin`) or an installed package's
+entry point in the group `diffuma_bench.models` (see `benchmark.plugins`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmark.errors import ConfigError, UnknownNameError
+from benchmark.errors import ConfigError
+from benchmark.registries import Registry
 from benchmark.shapes import DataShape
 
 MODEL_PACKAGES = ("baselines", "models")
@@ -51,8 +52,9 @@ class ModelSpec:
         return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
 
 
-_MODELS: dict[str, ModelSpec] = {}
-_loaded = False
+MODELS: Registry[ModelSpec] = Registry(
+    "model", MODEL_PACKAGES, "diffuma_bench.models", "Run `bench models` to see them with their parameter counts."
+)
 
 
 def register_model(
@@ -76,10 +78,8 @@ def register_model(
         raise TypeError(f"register_model({name!r}, config=...) needs a dataclass type, got {config!r}")
 
     def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
-        if name in _MODELS and _MODELS[name].builder is not builder:
-            raise ValueError(f"model name {name!r} is registered twice")
         doc = inspect.getdoc(builder) or ""
-        _MODELS[name] = ModelSpec(
+        spec = ModelSpec(
             name=name,
             builder=builder,
             family=family,
@@ -89,43 +89,26 @@ def register_model(
             summary=doc.splitlines()[0] if doc else "",
             config=config,
         )
+        MODELS.register(name, spec, origin=builder.__module__)
         return builder
 
     return decorate
 
 
-def _ensure_loaded() -> None:
-    global _loaded
-    if not _loaded:
-        for package in MODEL_PACKAGES:
-            importlib.import_module(package)
-        _loaded = True
-
-
 def list_models() -> list[str]:
     """Names of all registered models, in registration order."""
-    _ensure_loaded()
-    return list(_MODELS)
+    return MODELS.names()
 
 
 def get_model_spec(name: str) -> ModelSpec:
     """The spec registered under `name`; a clear error naming the close matches otherwise."""
-    _ensure_loaded()
-    if name not in _MODELS:
-        close = difflib.get_close_matches(name, list(_MODELS), n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise UnknownNameError(
-            f"Unknown model {name!r}.{hint} Registered models: {', '.join(_MODELS)}. "
-            "Run `bench models` to see them with their parameter counts."
-        )
-    return _MODELS[name]
+    return MODELS.get(name)
 
 
 def resolve_model_names(selection: str) -> list[str]:
     """Expand a `--models` value: `all` or a comma-separated list of registered names."""
-    _ensure_loaded()
     if selection.strip() == "all":
-        return list(_MODELS)
+        return list_models()
     names = [n.strip() for n in selection.split(",") if n.strip()]
     if not names:
         raise ConfigError("No model given. Pass --models all or a comma-separated list such as convlstm,simvp.")
