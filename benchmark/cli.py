@@ -13,19 +13,60 @@ from typing import Any
 
 import typer
 from rich.table import Table as RichTable
+from typer.core import TyperGroup
 
 from benchmark.cli_common import console, error_console, friendly_errors
 from benchmark.cli_data import data_app
 from benchmark.errors import BenchError
 
+
+class _PluginOptionAnywhere(TyperGroup):
+    """Takes the global `--plugin` after the command name too: `bench run --plugin my_model.py ...`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _plugin_options_first(args))
+
+
+def _plugin_options_first(args: list[str]) -> list[str]:
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        if args[i] == "--":
+            rest += args[i:]
+            break
+        if args[i] == "--plugin" and i + 1 < len(args):
+            front += args[i:i + 2]
+            i += 2
+            continue
+        (front if args[i].startswith("--plugin=") else rest).append(args[i])
+        i += 1
+    return front + rest
+
+
 app = typer.Typer(
     name="bench",
     help="diffuma-bench: train, evaluate and tabulate spatio-temporal prediction models.",
+    cls=_PluginOptionAnywhere,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_app, name="data")
+
+
+@app.callback()
+@friendly_errors
+def _global_options(
+    plugin: list[str] = typer.Option(
+        [], "--plugin", metavar="FILE_OR_MODULE",
+        help="A .py file or importable module that registers models or datasets when imported (repeatable, "
+             "before or after the command name). Kept in $DIFFUMA_BENCH_PLUGINS, which --jobs workers read."),
+) -> None:
+    if plugin:
+        from benchmark.plugins import use_plugins
+
+        use_plugins(plugin)
 
 
 def _int_list(text: str | None, what: str) -> list[int]:
@@ -72,8 +113,7 @@ def run(
     import json
 
     from benchmark.config import parse_overrides
-    from benchmark.records import is_finished
-    from benchmark.runner import default_jobs, plan_runs, run_sweep
+    from benchmark.runner import execute_sweep, plan_runs, plan_sweep
 
     overrides = parse_overrides(set_)
     if epochs is not None:
@@ -92,29 +132,28 @@ def run(
             console.rule(f"[bold]{config.run_id}")
             console.print_json(json.dumps({**config.to_dict(), "plan": describe_plan(config, cache)}, default=str))
         return
-    pending = [c for c in configs if not is_finished(results, c.run_id)]
-    if not pending:
+    plan = plan_sweep(configs, results, jobs)
+    if not plan.pending:
         console.print(f"All {len(configs)} runs are already finished in {results}/. Nothing to do "
                       "(`bench table` renders them).")
         return
-    jobs = default_jobs(pending) if jobs is None else jobs
-    console.print(f"{len(configs)} runs planned, {len(configs) - len(pending)} already finished, "
-                  f"{len(pending)} to run{f', {jobs} at a time' if jobs > 1 else ''}. Records go to {results}/.")
+    console.print(f"{len(configs)} runs planned, {len(plan.skipped)} already finished, {len(plan.pending)} to "
+                  f"run{f', {plan.jobs} at a time' if plan.jobs > 1 else ''}. Records go to {results}/.")
     # per-epoch bars of parallel runs would interleave: only the one-line events are shown then
-    show_progress = (sys.stdout.isatty() if progress is None else progress) and jobs == 1
+    show_progress = (sys.stdout.isatty() if progress is None else progress) and plan.jobs == 1
 
     def on_event(kind: str, index: int, config: Any, payload: Any) -> None:
         where = f"[{index + 1}/{len(configs)}] {config.model} on {config.dataset} (seed {config.seed})"
         if kind == "start":
             console.print(f"[bold cyan]>[/] {where} ...")
-        elif kind == "done" and payload:  # (an empty record: a non-first DDP process, which stores nothing)
-            test = payload["test"]["normalized"]
-            console.print(f"[green]✓[/] {where}: test MSE {test['mse']:.4g}, SSIM {test['ssim']:.4f} "
-                          f"(normalized), trained in {payload['cost']['train_seconds']:.1f} s")
+        elif kind == "done" and payload is not None:  # (None: a non-first DDP process, which stores nothing)
+            test = payload.test.normalized  # payload: the run's RunRecord
+            console.print(f"[green]✓[/] {where}: test MSE {test.mse:.4g}, SSIM {test.ssim:.4f} "
+                          f"(normalized), trained in {payload.cost.train_seconds:.1f} s")
         elif kind == "fail":
             error_console.print(f"[red]✗[/] {where} failed: {payload}", highlight=False)
 
-    report = run_sweep(configs, results, progress=show_progress, on_event=on_event, jobs=jobs)
+    report = execute_sweep(plan, results, progress=show_progress, on_event=on_event)
     console.print(f"Finished {len(report.finished)}, skipped {len(report.skipped)} (already done), "
                   f"failed {len(report.failed)}.")
     if report.failed:
@@ -306,6 +345,43 @@ def _write_csv_atomic(frame: Any, path: Path) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     frame.to_csv(temporary, index=False)
     temporary.replace(path)
+
+
+@app.command("check-model")
+@friendly_errors
+def check_model(
+    name: str = typer.Argument(..., metavar="NAME", help="A registered model name (with --plugin: yours too)."),
+    shape: list[str] = typer.Option([], "--shape", help="T_in,C,H,W or T_in,T_out,C,H,W; repeatable "
+                                                       "(default: 3->5 and 4->2 frames, C=1 and 2, 16x32)."),
+    profile: str = typer.Option("smoke", "--profile", help="Whose model sizes to build (smoke/quick/paper or YAML)."),
+    dataset: str = typer.Option("synthetic-weather:t2m", "--dataset", help="Dataset whose profile entries apply."),
+) -> None:
+    """Check a model against the contract (output shape, gradients, determinism); exit 1 if it fails."""
+    from benchmark.config import resolve_run
+    from benchmark.contract import DEFAULT_SHAPES, run_contract
+    from benchmark.shapes import DataShape
+
+    shapes = [DataShape.parse(s) for s in shape] or list(DEFAULT_SHAPES)
+    overrides = {"data": {"t_in": shapes[0].t_in, "t_out": shapes[0].t_out}}
+    model_args = resolve_run(profile, name, dataset, 0, overrides).model_args
+    with console.status(f"checking {name} ..."):
+        results = run_contract(name, model_args, shapes)
+    rich_table = RichTable(title=f"Model contract of {name} ({profile} sizes)")
+    rich_table.add_column("check", no_wrap=True)
+    rich_table.add_column("result", no_wrap=True)
+    rich_table.add_column("what fails", overflow="fold")
+    for check, failures in results:
+        rich_table.add_row(check.label, "[red]FAIL[/]" if failures else "[green]pass[/]", "\n".join(failures))
+    console.print(rich_table)
+    failed = [(check, failures) for check, failures in results if failures]
+    if not failed:
+        console.print(f"[green]✓[/] {name} passes all {len(results)} checks of the model contract.")
+        return
+    error_console.print(f"[red]✗[/] {name} fails {len(failed)} of {len(results)} checks of the model contract:",
+                        highlight=False)
+    for check, failures in failed:
+        error_console.print(f"  {check.label}: {'; '.join(failures)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1)
 
 
 @app.command()

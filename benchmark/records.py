@@ -1,38 +1,271 @@
-"""Run records: one `record.json` per run, written atomically, read back into a DataFrame.
+"""Run records: one `record.json` per run, written atomically, read back as typed `RunRecord`s.
 
-A record is the only thing tables and figures read. Its layout (schema version 1):
+A record is the only thing tables and figures read. `RunRecord` below is its one definition;
+`RunRecord.to_dict()` is the JSON layout (schema version 2) and `RunRecord.from_dict()` reads it:
 
     schema_version, run_id, status ("finished"), started_at, finished_at,
-    config      the resolved RunConfig (model, dataset, seed, profile, train, data, model_args)
-    data        dataset summary (sample counts per split, shape, channels, units, ...)
-    normalizer  per-channel training statistics used to report physical units
-    environment versions, device, thread count, git commit, selective-scan backend if any
-    model_info  parameter count, family, paper name, trainable
-    cost        train_seconds, epochs_run, optimizer_steps, inference_samples_per_second, ...
-    best        epoch (1-based) and validation MSE of the checkpoint used for the test split, and
-                still_improving (the best epoch is the last one: the budget ended training)
-    curve       per epoch: {"epoch", "step", "val_mse", "train_loss"} (the validation curve)
-    schedule    the model's step-based schedules resolved for this run, in its optimizer steps
-    test        metrics of the best checkpoint on the test split (see benchmark.metrics)
-    eval_at     {"<epoch>": metrics} for each epoch requested with --eval-at
+    config       the resolved RunConfig (model, dataset, seed, profile, train, data, model_args)
+    data         dataset summary (sample counts per split, shape, channels, units, ...)
+    normalizer   per-channel training statistics used to report physical units
+    environment  versions, device, thread count, git commit, selective-scan backend (`EnvironmentInfo`)
+    model_info   parameter count, family, paper name, trainable (`ModelInfo`)
+    cost         train_seconds, epochs_run, optimizer_steps, resumed_from and the test split's
+                 inference_seconds, inference_samples, inference_samples_per_second (`CostInfo`)
+    best         epoch (1-based), val_mse and checkpoint (relative to the run folder) of the weights
+                 scored on the test split, and still_improving (the best epoch is the last one: the
+                 budget ended training) (`BestCheckpoint`)
+    curve        per epoch: {"epoch", "step", "val_mse", "train_loss"} (the validation curve, `CurvePoint`)
+    schedule     the model's step-based schedules resolved for this run, in its optimizer steps
+    test         metrics of the best checkpoint on the test split (`Scores`, see benchmark.metrics)
+    eval_at      {"<epoch>": Scores} for each epoch requested with --eval-at
+
+Version 2 has the keys of version 1, but every one of them is now required: version 1 files were
+written over several releases that added `curve`, `schedule`, `best.still_improving` and
+`model_info.trainable` along the way, so a version 1 file cannot be trusted to hold them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import hashlib
 import json
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from benchmark.config import RunConfig
 from benchmark.errors import DataError
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from benchmark.data.base import ForecastData
+    from benchmark.training import FitOutcome, TestOutcome
+
+SCHEMA_VERSION = 2
 RECORD_NAME = "record.json"
+AGGREGATE_METRICS = ("mse", "mae", "rmse", "ssim", "psnr", "lat_rmse")  # the order benchmark.metrics uses
+
+
+@dataclass
+class SpaceScores:
+    """One space's metrics (normalized or physical units): aggregates over all leads, and per lead."""
+
+    mse: float
+    mae: float
+    rmse: float
+    ssim: float
+    psnr: float
+    per_lead: dict[str, list[float]]
+    lat_rmse: float | None = None  # only for data on a latitude grid
+
+    def aggregates(self) -> dict[str, float]:
+        """The aggregate metrics by name (lat_rmse only when the data has latitudes)."""
+        values = {name: getattr(self, name) for name in AGGREGATE_METRICS}
+        return {name: value for name, value in values.items() if value is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, the layout `benchmark.metrics.MetricAccumulator.compute` returns."""
+        return {**self.aggregates(), "per_lead": {name: list(v) for name, v in self.per_lead.items()}}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SpaceScores:
+        """Inverse of `to_dict`."""
+        return cls(**{**values, "per_lead": {name: list(v) for name, v in values["per_lead"].items()}})
+
+
+@dataclass
+class Scores:
+    """One evaluation of the test split: metrics in both spaces and the number of samples scored."""
+
+    normalized: SpaceScores
+    physical: SpaceScores
+    count: int
+
+    def spaces(self) -> dict[str, SpaceScores]:
+        """The two spaces by name, normalized first."""
+        return {"normalized": self.normalized, "physical": self.physical}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {**{name: space.to_dict() for name, space in self.spaces().items()}, "count": self.count}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Scores:
+        """Inverse of `to_dict` (also reads `benchmark.evaluation.evaluate`'s metrics as they come)."""
+        return cls(normalized=SpaceScores.from_dict(values["normalized"]),
+                   physical=SpaceScores.from_dict(values["physical"]), count=int(values["count"]))
+
+
+@dataclass
+class EnvironmentInfo:
+    """Where a run executed: versions, hardware, and the selective-scan backend its model used."""
+
+    python: str
+    torch: str
+    lightning: str
+    numpy: str
+    platform: str
+    processor: str
+    cpu_count: int | None
+    torch_threads: int
+    device: str  # the GPU's name, or "cpu"
+    cuda: str | None
+    hostname: str
+    git_commit: str | None
+    selective_scan_backend: str | None  # None: the model has no selective scan
+
+
+@dataclass
+class ModelInfo:
+    """What the registry says about the run's model, and its parameter count as built."""
+
+    parameters: int
+    family: str
+    paper_name: str
+    trainable: bool
+
+
+@dataclass
+class CostInfo:
+    """What a run cost: training time and steps, and the inference timing of the test split."""
+
+    train_seconds: float
+    epochs_run: int
+    optimizer_steps: int
+    resumed_from: str | None  # the checkpoint a broken earlier attempt left, if training resumed
+    inference_seconds: float  # the model's forward passes only
+    inference_samples: int
+    inference_samples_per_second: float
+
+
+@dataclass
+class BestCheckpoint:
+    """The weights scored on the test split: the epoch with the lowest validation MSE."""
+
+    epoch: int | None  # 1-based; None for a model that does not train
+    val_mse: float | None
+    checkpoint: str | None  # relative to the run folder
+    still_improving: bool | None  # the best epoch is the last: the budget, not the model, ended training
+
+
+@dataclass
+class CurvePoint:
+    """One epoch of the validation curve."""
+
+    epoch: int
+    step: int  # optimizer steps reached at the end of the epoch
+    val_mse: float | None
+    train_loss: float | None  # mean training loss over the epoch
+
+
+@dataclass
+class RunRecord:
+    """The record of one finished run (the layout in this module's docstring)."""
+
+    run_id: str
+    started_at: str
+    finished_at: str
+    config: RunConfig
+    data: dict[str, Any]
+    normalizer: dict[str, list[float]]
+    environment: EnvironmentInfo
+    model_info: ModelInfo
+    cost: CostInfo
+    best: BestCheckpoint
+    curve: list[CurvePoint]
+    schedule: dict[str, Any]
+    test: Scores
+    eval_at: dict[str, Scores] = field(default_factory=dict)
+    status: str = "finished"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, `schema_version` first."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "status": self.status,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "config": self.config.to_dict(),
+            "data": self.data,
+            "normalizer": self.normalizer,
+            "environment": dataclasses.asdict(self.environment),
+            "model_info": dataclasses.asdict(self.model_info),
+            "cost": dataclasses.asdict(self.cost),
+            "best": dataclasses.asdict(self.best),
+            "curve": [dataclasses.asdict(point) for point in self.curve],
+            "schedule": self.schedule,
+            "test": self.test.to_dict(),
+            "eval_at": {epoch: scores.to_dict() for epoch, scores in self.eval_at.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunRecord:
+        """Inverse of `to_dict`; raises KeyError or TypeError on a missing or unknown field."""
+        return cls(
+            run_id=values["run_id"],
+            status=values["status"],
+            started_at=values["started_at"],
+            finished_at=values["finished_at"],
+            config=RunConfig.from_dict(values["config"]),
+            data=dict(values["data"]),
+            normalizer=dict(values["normalizer"]),
+            environment=EnvironmentInfo(**values["environment"]),
+            model_info=ModelInfo(**values["model_info"]),
+            cost=CostInfo(**values["cost"]),
+            best=BestCheckpoint(**values["best"]),
+            curve=[CurvePoint(**point) for point in values["curve"]],
+            schedule=dict(values["schedule"]),
+            test=Scores.from_dict(values["test"]),
+            eval_at={str(epoch): Scores.from_dict(scores) for epoch, scores in values["eval_at"].items()},
+        )
+
+
+def now() -> str:
+    """The current UTC time as the records store it (ISO 8601, seconds)."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def make_record(
+    config: RunConfig,
+    data: ForecastData,
+    environment: EnvironmentInfo,
+    model_info: ModelInfo,
+    fitted: FitOutcome,
+    tested: TestOutcome,
+    started_at: str,
+) -> RunRecord:
+    """The record of a run that just finished, from what its steps produced."""
+    return RunRecord(
+        run_id=config.run_id,
+        started_at=started_at,
+        finished_at=now(),
+        config=config,
+        data=_plain(data.summary()),
+        normalizer=data.normalizer.to_dict(),
+        environment=environment,
+        model_info=model_info,
+        cost=CostInfo(
+            train_seconds=fitted.train_seconds,
+            epochs_run=fitted.epochs_run,
+            optimizer_steps=fitted.optimizer_steps,
+            resumed_from=fitted.resumed_from,
+            inference_seconds=tested.inference_seconds,
+            inference_samples=tested.inference_samples,
+            inference_samples_per_second=tested.inference_samples_per_second,
+        ),
+        best=BestCheckpoint(epoch=fitted.best_epoch, val_mse=fitted.best_val_mse,
+                            checkpoint=fitted.best_checkpoint, still_improving=fitted.still_improving),
+        curve=[CurvePoint(**point) for point in fitted.curve],
+        schedule=_plain(fitted.schedule),
+        test=Scores.from_dict(tested.metrics),
+        eval_at={str(epoch): Scores.from_dict(scores) for epoch, scores in fitted.eval_at.items()},
+    )
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
@@ -57,32 +290,43 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _plain(value: dict[str, Any]) -> dict[str, Any]:
+    """`value` as it reads back from JSON (tuples as lists, numpy values as numbers), so that a
+    record in memory equals the record read from its file."""
+    return json.loads(json.dumps(value, default=_json_default))
+
+
 def record_path(results_dir: Path, run_id: str) -> Path:
     """Where the record of `run_id` lives."""
     return Path(results_dir) / run_id / RECORD_NAME
 
 
-def write_record(results_dir: Path, record: dict[str, Any]) -> Path:
+def write_record(results_dir: Path, record: RunRecord) -> Path:
     """Store a finished run's record atomically; returns its path."""
-    path = record_path(results_dir, record["run_id"])
-    write_json_atomic(path, {"schema_version": SCHEMA_VERSION, **record})
+    path = record_path(results_dir, record.run_id)
+    write_json_atomic(path, record.to_dict())
     return path
 
 
-def read_record(path: Path) -> dict[str, Any]:
-    """Read one record, with a clear error if it is unreadable or of another schema."""
+def read_record(path: Path) -> RunRecord:
+    """Read one record, with a clear error if it is unreadable, of another schema or incomplete."""
     try:
-        record = json.loads(Path(path).read_text())
+        values = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise DataError(
             f"The run record {path} cannot be read ({error}). Delete its folder to re-run that run."
         ) from None
-    if record.get("schema_version") != SCHEMA_VERSION:
+    version = values.get("schema_version") if isinstance(values, dict) else None
+    if version != SCHEMA_VERSION:
         raise DataError(
-            f"The run record {path} has schema version {record.get('schema_version')!r}, this version of "
+            f"The run record {path} has schema version {version!r}, this version of "
             f"diffuma-bench reads version {SCHEMA_VERSION}. Re-run it, or read it with the version that wrote it."
         )
-    return record
+    try:
+        return RunRecord.from_dict(values)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise DataError(f"The run record {path} is incomplete or malformed ({type(error).__name__}: {error}). "
+                        "Delete its folder to re-run that run.") from None
 
 
 def is_finished(results_dir: Path, run_id: str) -> bool:
@@ -91,12 +335,12 @@ def is_finished(results_dir: Path, run_id: str) -> bool:
     if not path.exists():
         return False
     try:
-        return read_record(path).get("status") == "finished"
+        return read_record(path).status == "finished"
     except DataError:
         return False
 
 
-def load_records(results_dir: Path) -> list[dict[str, Any]]:
+def load_records(results_dir: Path) -> list[RunRecord]:
     """All finished records under `results_dir` (unreadable ones are skipped with a warning)."""
     records = []
     for path in sorted(Path(results_dir).glob(f"*/{RECORD_NAME}")):
@@ -105,76 +349,67 @@ def load_records(results_dir: Path) -> list[dict[str, Any]]:
         except DataError as error:
             warnings.warn(str(error), stacklevel=2)
             continue
-        if record.get("status") == "finished":
+        if record.status == "finished":
             records.append(record)
     return records
 
 
-def config_key(config: dict[str, Any]) -> str:
+def config_key(config: RunConfig) -> str:
     """Hash of a run's configuration without its seed: runs that differ only by seed share it."""
-    from benchmark.config import RunConfig
-
-    identity = RunConfig.from_dict(config).identity()
+    identity = config.identity()
     identity.pop("seed")
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def _trainable(record: dict[str, Any]) -> bool:
-    """Whether the record's model learns (from the record, else from the model registry)."""
-    stored = (record.get("model_info") or {}).get("trainable")
-    if stored is not None:
-        return bool(stored)
-    from benchmark.registry import get_model_spec
-
-    try:
-        return get_model_spec(record["config"]["model"]).trainable
-    except KeyError:  # a model this version no longer registers
-        return True
+FRAME_COLUMNS = ["run_id", "config_key", "finished_at", "model", "family", "dataset", "seed", "t_in", "t_out",
+                 "profile", "epochs", "batch_size", "optimizer_steps", "trainable", "still_improving", "epoch",
+                 "space", "metric", "lead", "value"]
 
 
-def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+def records_to_frame(records: list[RunRecord]) -> pd.DataFrame:
     """Long table, one row per (run, evaluation point, space, metric[, lead]).
 
-    Columns: run_id, model, dataset, seed, t_in, t_out, profile, epochs, batch_size,
-    optimizer_steps, trainable, still_improving, epoch ("best" or the --eval-at epoch as a
-    string), space ("normalized" / "physical"), metric, lead (0 = aggregate, 1..T_out = lead
-    time), value.
+    Columns: run_id, config_key, finished_at, model, family, dataset, seed, t_in, t_out, profile,
+    epochs, batch_size, optimizer_steps, trainable, still_improving, epoch ("best" or the
+    --eval-at epoch as a string), space ("normalized" / "physical"), metric, lead (0 = aggregate,
+    1..T_out = lead time), value.
     """
     rows: list[dict[str, Any]] = []
     for record in records:
-        config = record["config"]
-        base = {
-            "run_id": record["run_id"],
-            "config_key": config_key(config),
-            "finished_at": record.get("finished_at", ""),
-            "model": config["model"],
-            "dataset": config["dataset"],
-            "seed": config["seed"],
-            "t_in": config["data"]["t_in"],
-            "t_out": config["data"]["t_out"],
-            "profile": config["profile"],
-            "epochs": config["train"]["epochs"],
-            "batch_size": config["train"]["batch_size"],
-            "optimizer_steps": (record.get("cost") or {}).get("optimizer_steps"),
-            "trainable": _trainable(record),
-            "still_improving": bool((record.get("best") or {}).get("still_improving")),
-        }
-        evaluations = {"best": record.get("test", {})}
-        evaluations.update({str(k): v for k, v in (record.get("eval_at") or {}).items()})
-        for epoch, metrics in evaluations.items():
-            for space in ("normalized", "physical"):
-                values = metrics.get(space, {})
-                for metric, value in values.items():
-                    if metric == "per_lead":
-                        for name, per_lead in value.items():
-                            rows += [
-                                {**base, "epoch": epoch, "space": space, "metric": name, "lead": i + 1, "value": v}
-                                for i, v in enumerate(per_lead)
-                            ]
-                    else:
-                        rows.append({**base, "epoch": epoch, "space": space, "metric": metric, "lead": 0,
-                                     "value": value})
-    columns = ["run_id", "config_key", "finished_at", "model", "dataset", "seed", "t_in", "t_out", "profile",
-               "epochs", "batch_size", "optimizer_steps", "trainable", "still_improving", "epoch", "space", "metric",
-               "lead", "value"]
-    return pd.DataFrame(rows, columns=columns)
+        base = _run_columns(record)
+        for epoch, scores in {"best": record.test, **record.eval_at}.items():
+            rows += [{**base, "epoch": epoch, **row} for row in _score_rows(scores)]
+    return pd.DataFrame(rows, columns=FRAME_COLUMNS)
+
+
+def _run_columns(record: RunRecord) -> dict[str, Any]:
+    """The columns every row of one run shares."""
+    config = record.config
+    return {
+        "run_id": record.run_id,
+        "config_key": config_key(config),
+        "finished_at": record.finished_at,
+        "model": config.model,
+        "family": record.model_info.family,
+        "dataset": config.dataset,
+        "seed": config.seed,
+        "t_in": config.t_in,
+        "t_out": config.t_out,
+        "profile": config.profile,
+        "epochs": config.train["epochs"],
+        "batch_size": config.train["batch_size"],
+        "optimizer_steps": record.cost.optimizer_steps,
+        "trainable": record.model_info.trainable,
+        "still_improving": bool(record.best.still_improving),
+    }
+
+
+def _score_rows(scores: Scores) -> list[dict[str, Any]]:
+    """(space, metric, lead, value) rows of one evaluation: aggregates (lead 0), then per lead."""
+    rows = []
+    for space, values in scores.spaces().items():
+        rows += [{"space": space, "metric": metric, "lead": 0, "value": value}
+                 for metric, value in values.aggregates().items()]
+        rows += [{"space": space, "metric": metric, "lead": lead, "value": value}
+                 for metric, per_lead in values.per_lead.items() for lead, value in enumerate(per_lead, start=1)]
+    return rows

@@ -1,13 +1,16 @@
 """Expand a sweep into runs, skip the finished ones, resume broken ones, execute the rest.
 
-Each run is executed by `execute_run`, which writes `results/<run_id>/record.json` atomically at
-the very end; a run without that file is not finished and is resumed from its last checkpoint
-the next time the same sweep is started.
+The path from `bench run` to a record: `plan_runs` (configs) -> `plan_sweep` (the one place that
+decides which runs are finished) -> `execute_sweep` -> `execute_run` -> `training.fit` and
+`training.test` -> `records.make_record` -> `records.write_record`.
+
+`execute_run` writes `results/<run_id>/record.json` atomically at the very end; a run without
+that file is not finished and is resumed from its last checkpoint the next time the same sweep
+is started.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import os
@@ -27,8 +30,17 @@ from benchmark.data.base import ForecastData
 from benchmark.data.registry import load_dataset, resolve_dataset_names
 from benchmark.errors import BenchError, ConfigError, DataError, UnknownNameError
 from benchmark.model_api import count_parameters
-from benchmark.records import is_finished, write_json_atomic, write_record
-from benchmark.registry import create_model, get_model_spec, resolve_model_names
+from benchmark.records import (
+    EnvironmentInfo,
+    ModelInfo,
+    RunRecord,
+    is_finished,
+    make_record,
+    now,
+    write_json_atomic,
+    write_record,
+)
+from benchmark.registry import ModelSpec, create_model, get_model_spec, resolve_model_names
 from benchmark.shapes import DataShape
 
 
@@ -74,27 +86,30 @@ def run_device(accelerator: str) -> str:
     return "cpu"
 
 
-def environment_info(model: torch.nn.Module, device: str) -> dict[str, Any]:
-    """Versions, hardware and backend facts stored with every record."""
+def environment_info(model: torch.nn.Module, device: str) -> EnvironmentInfo:
+    """Versions, hardware and backend facts stored with every record.
+
+    Raises `ConfigError` when the model's selective-scan backend cannot run on `device`.
+    """
     import lightning
     import numpy
 
     cuda = device == "cuda"
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "lightning": lightning.__version__,
-        "numpy": numpy.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
-        "cuda": torch.version.cuda if cuda else None,
-        "hostname": socket.gethostname(),
-        "git_commit": _git_commit(),
-        "selective_scan_backend": model.selective_scan_backend(device),
-    }
+    return EnvironmentInfo(
+        python=platform.python_version(),
+        torch=torch.__version__,
+        lightning=lightning.__version__,
+        numpy=numpy.__version__,
+        platform=platform.platform(),
+        processor=platform.processor() or platform.machine(),
+        cpu_count=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        device=torch.cuda.get_device_name(0) if cuda else "cpu",
+        cuda=torch.version.cuda if cuda else None,
+        hostname=socket.gethostname(),
+        git_commit=_git_commit(),
+        selective_scan_backend=model.selective_scan_backend(device),
+    )
 
 
 class DataCache:
@@ -146,70 +161,54 @@ def describe_plan(config: RunConfig, data_cache: DataCache | None = None) -> dic
 
 def execute_run(
     config: RunConfig, results_dir: Path, progress: bool = False, data_cache: DataCache | None = None
-) -> dict[str, Any]:
-    """Train (unless the model has no parameters to train), test, and store one run's record."""
+) -> RunRecord | None:
+    """Train (unless the model has no parameters to train), test, and store one run's record.
+
+    Returns the record; None in the processes of a multi-process (DDP) run but the first, which
+    store nothing.
+    """
     import lightning as L
 
-    from benchmark.evaluation import evaluate
+    from benchmark.training import FitOutcome, fit, test
 
-    run_dir = Path(results_dir) / config.run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run_dir / "config.json", config.to_dict())
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    data = (data_cache or DataCache()).get(config)
-    expected = DataShape(config.t_in, config.t_out, *data.shape[2:])
-    if tuple(data.shape) != tuple(expected):
-        raise BenchError(f"{config.dataset} yields samples of shape {data.shape}, the run expects {expected}.")
+    started = now()
+    run_dir = _open_run_dir(config, results_dir)
+    data = _load_checked(config, data_cache or DataCache())
     L.seed_everything(config.seed, workers=True, verbose=False)
     spec = get_model_spec(config.model)
     model = create_model(config.model, data.shape, **config.model_args)
     device = run_device(config.train["accelerator"])
     environment = environment_info(model, device)  # before training: a backend that cannot run here fails now
-
-    from benchmark.training import FitOutcome, ForecastDataModule, fit, still_improving
-
-    if spec.trainable:
-        outcome = fit(model, data, config, run_dir, progress=progress)
-    else:
-        outcome = FitOutcome(None, None, None, 0.0, 0, 0, {})
-    if not outcome.is_global_zero:  # in a DDP run, only the first process scores and records
-        return {}
-    model.to(device)
-    loader = ForecastDataModule(data, int(config.train["batch_size"])).test_dataloader()
-    test_metrics, timing = evaluate(model, loader, data.normalizer, data.lat, device,
-                                    config.train["limit_test_batches"], config.model)
-    record = {
-        "run_id": config.run_id,
-        "status": "finished",
-        "started_at": started,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "config": config.to_dict(),
-        "data": data.summary(),
-        "normalizer": data.normalizer.to_dict(),
-        "environment": environment,
-        "model_info": {
-            "parameters": count_parameters(model),
-            "family": spec.family,
-            "paper_name": spec.paper_name,
-            "trainable": spec.trainable,
-        },
-        "cost": {
-            "train_seconds": outcome.train_seconds,
-            "epochs_run": outcome.epochs_run,
-            "optimizer_steps": outcome.optimizer_steps,
-            "resumed_from": outcome.resumed_from,
-            **timing,
-        },
-        "best": {"epoch": outcome.best_epoch, "val_mse": outcome.best_val_mse, "checkpoint": outcome.best_checkpoint,
-                 "still_improving": still_improving(outcome.curve)},
-        "curve": outcome.curve,
-        "schedule": outcome.schedule,
-        "test": test_metrics,
-        "eval_at": outcome.eval_at,
-    }
+    fitted = fit(model, data, config, run_dir, progress=progress) if spec.trainable else FitOutcome.untrained()
+    if not fitted.is_global_zero:  # in a DDP run, only the first process scores and records
+        return None
+    tested = test(model, data, config, device)
+    record = make_record(config, data, environment, _model_info(spec, model), fitted, tested, started)
     write_record(results_dir, record)
     (run_dir / "error.json").unlink(missing_ok=True)
     return record
+
+
+def _open_run_dir(config: RunConfig, results_dir: Path) -> Path:
+    """The run's folder, with the resolved config written into it before anything can fail."""
+    run_dir = Path(results_dir) / config.run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run_dir / "config.json", config.to_dict())
+    return run_dir
+
+
+def _load_checked(config: RunConfig, data_cache: DataCache) -> ForecastData:
+    """The run's dataset, checked to yield the sample shape the run expects."""
+    data = data_cache.get(config)
+    expected = DataShape(config.t_in, config.t_out, *data.shape[2:])
+    if tuple(data.shape) != tuple(expected):
+        raise BenchError(f"{config.dataset} yields samples of shape {data.shape}, the run expects {expected}.")
+    return data
+
+
+def _model_info(spec: ModelSpec, model: torch.nn.Module) -> ModelInfo:
+    return ModelInfo(parameters=count_parameters(model), family=spec.family, paper_name=spec.paper_name,
+                     trainable=spec.trainable)
 
 
 @dataclass
@@ -219,6 +218,29 @@ class SweepReport:
     finished: list[str]
     skipped: list[str]
     failed: dict[str, str]
+
+
+@dataclass
+class SweepPlan:
+    """A sweep split into the runs still to execute and those already finished, and how many at once."""
+
+    pending: list[tuple[int, RunConfig]]  # (index in the planned configs, config), in execution order
+    skipped: list[tuple[int, RunConfig]]  # runs with a finished record
+    jobs: int
+
+
+def plan_sweep(configs: list[RunConfig], results_dir: Path, jobs: int | None = None) -> SweepPlan:
+    """Which runs of `configs` still have to execute, and how many at once (`default_jobs` unless given).
+
+    This is the one place where a sweep checks for finished records.
+    """
+    pending: list[tuple[int, RunConfig]] = []
+    skipped: list[tuple[int, RunConfig]] = []
+    for index, config in enumerate(configs):
+        (skipped if is_finished(results_dir, config.run_id) else pending).append((index, config))
+    jobs = default_jobs([config for _, config in pending]) if jobs is None else jobs
+    _check_jobs(jobs, configs)
+    return SweepPlan(pending, skipped, jobs)
 
 
 def default_jobs(pending: list[RunConfig]) -> int:
@@ -255,7 +277,7 @@ def _start_worker(threads: int) -> None:
     _worker_cache = DataCache()
 
 
-def _execute_in_worker(config: RunConfig, results_dir: Path) -> dict[str, Any]:
+def _execute_in_worker(config: RunConfig, results_dir: Path) -> RunRecord | None:
     return _execute_and_keep_errors(config, results_dir, False, _worker_cache or DataCache())
 
 
@@ -265,7 +287,7 @@ class _RunFailed(Exception):
 
 def _execute_and_keep_errors(
     config: RunConfig, results_dir: Path, progress: bool, cache: DataCache
-) -> dict[str, Any]:
+) -> RunRecord | None:
     try:
         return execute_run(config, results_dir, progress=progress, data_cache=cache)
     except (DataError, ConfigError, UnknownNameError):
@@ -282,27 +304,35 @@ def run_sweep(
     results_dir: Path,
     progress: bool = False,
     on_event: Callable[[str, int, RunConfig, Any], None] | None = None,
-    jobs: int = 1,
+    jobs: int | None = 1,
 ) -> SweepReport:
-    """Execute every unfinished run of `configs`; a failing run does not stop the others.
+    """Execute every unfinished run of `configs` (`plan_sweep`, then `execute_sweep`)."""
+    return execute_sweep(plan_sweep(configs, results_dir, jobs), results_dir, progress, on_event)
 
-    With `jobs > 1` that many runs execute at once, each in its own process with an equal share of
-    the CPU threads (records are written by each run atomically, so parallel runs never clash).
-    `on_event(kind, index, config, payload)` is called with kind "skip", "start", "done" (payload:
-    the record) or "fail" (payload: the error message) so that a front end can show progress.
+
+def execute_sweep(
+    plan: SweepPlan,
+    results_dir: Path,
+    progress: bool = False,
+    on_event: Callable[[str, int, RunConfig, Any], None] | None = None,
+) -> SweepReport:
+    """Execute the pending runs of `plan`; a failing run does not stop the others.
+
+    With `plan.jobs > 1` (and several runs pending) that many runs execute at once, each in its own
+    process with an equal share of the CPU threads and no progress bars (records are written by
+    each run atomically, so parallel runs never clash).
+
+    `on_event(kind, index, config, payload)` is called with kind "skip" (each already finished
+    run, first), "start", "done" (payload: the `RunRecord`, None from a DDP process that stores
+    nothing) or "fail" (payload: the error message) so that a front end can show progress.
     """
     notify = on_event or (lambda *args: None)
-    report = SweepReport([], [], {})
-    pending = []
-    for index, config in enumerate(configs):
-        if is_finished(results_dir, config.run_id):
-            report.skipped.append(config.run_id)
-            notify("skip", index, config, None)
-        else:
-            pending.append((index, config))
-    _check_jobs(jobs, configs)
+    report = SweepReport([], [config.run_id for _, config in plan.skipped], {})
+    for index, config in plan.skipped:
+        notify("skip", index, config, None)
+    pending, jobs = plan.pending, plan.jobs
 
-    def settle(index: int, config: RunConfig, outcome: Callable[[], dict[str, Any]]) -> None:
+    def settle(index: int, config: RunConfig, outcome: Callable[[], RunRecord | None]) -> None:
         try:
             record = outcome()
         except _RunFailed as failure:
@@ -322,7 +352,7 @@ def run_sweep(
     return report
 
 
-def _result_of(future: Any, config: RunConfig) -> dict[str, Any]:
+def _result_of(future: Any, config: RunConfig) -> RunRecord | None:
     from concurrent.futures.process import BrokenProcessPool
 
     try:

@@ -7,6 +7,11 @@ table as CSV (numbers), LaTeX (pandas Styler: mean ± std, best bold) and Markdo
 Which runs fill a cell: for each (model, dataset) -- and T_out for the length sweep -- the runs of
 the most recently finished configuration; runs of that configuration that differ only by seed
 are averaged. Filter by profile with `profile=` to compare like with like.
+
+Row order comes from the records alone (no model package is imported): persistence first, then
+the models by family in `FAMILY_ORDER` (the paper's order: reference forecasts, recurrent, CNN,
+physics-guided, then the Mamba-diffusion models it evaluates; families not listed follow,
+alphabetically), and by name within a family. In the sweep tables this holds within each dataset.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ METRIC_LABELS = {"mse": "MSE", "mae": "MAE", "rmse": "RMSE", "lat_rmse": "RMSE (
                  "psnr": "PSNR"}
 FORMATS = ("csv", "latex", "markdown")
 BASELINE_MODEL = "persistence"
+FAMILY_ORDER = ("reference", "recurrent", "cnn", "physics-guided", "mamba-diffusion")
 
 
 @dataclass
@@ -70,11 +76,23 @@ def _pivot(rows: pd.DataFrame, index: list[str], columns: list[str], metrics: li
     return wide["mean"], wide["std"], wide["n"]
 
 
-def _model_order(models: pd.Index) -> list[str]:
-    from benchmark.registry import list_models
+def _model_rank(model: str, family: str) -> tuple:
+    """Sort key of a table row's model: persistence, then family (FAMILY_ORDER, others after), then name."""
+    known = FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
+    return (model != BASELINE_MODEL, known, family, model)
 
-    registered = list_models()
-    return sorted(models, key=lambda m: (registered.index(m) if m in registered else len(registered), m))
+
+def _in_model_order(tables: tuple[pd.DataFrame, ...], rows: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
+    """`tables` (indexed by model, or by (dataset, model)) with their rows in the documented model order."""
+    families = dict(zip(rows["model"], rows["family"], strict=True))
+    index = tables[0].index
+
+    def rank(key: object) -> tuple:
+        *leading, model = key if isinstance(key, tuple) else (key,)
+        return (*leading, *_model_rank(model, families.get(model, "")))
+
+    order = sorted(index, key=rank)
+    return tuple(t.reindex(order) for t in tables)
 
 
 def _flag_not_beating_persistence(mean: pd.DataFrame) -> set[str]:
@@ -112,9 +130,7 @@ def main_table(frame: pd.DataFrame, space: str = "normalized", metrics: list[str
     metrics = metrics or ["mse", "mae", "ssim"]
     rows = _select(frame[frame["epoch"] == "best"], space, metrics, profile)
     rows = _latest_configuration(rows, ["model", "dataset"])
-    mean, std, n = _pivot(rows, ["model"], ["dataset", "metric"], metrics)
-    order = _model_order(mean.index)
-    mean, std, n = (t.reindex(order) for t in (mean, std, n))
+    mean, std, n = _in_model_order(_pivot(rows, ["model"], ["dataset", "metric"], metrics), rows)
     improving = set(rows.loc[rows["still_improving"].astype(bool), "model"])
     caption = (f"Test scores of the best-validation checkpoint, {space} units, per-pixel means "
                f"(mean ± std over seeds). {budget_rule(rows)} † : not better than persistence on MSE. "
@@ -129,7 +145,7 @@ def epoch_sweep_table(frame: pd.DataFrame, space: str = "normalized", metrics: l
     rows = _select(frame[frame["epoch"] != "best"], space, metrics, profile)
     rows = _latest_configuration(rows, ["model", "dataset"]).copy()
     rows["epoch"] = rows["epoch"].astype(int)
-    mean, std, n = _pivot(rows, ["dataset", "model"], ["epoch", "metric"], metrics)
+    mean, std, n = _in_model_order(_pivot(rows, ["dataset", "model"], ["epoch", "metric"], metrics), rows)
     caption = f"Test scores after N training epochs (--eval-at), {space} units (mean ± std over seeds)."
     return Table("epoch_sweep", mean, std, n, caption, set(), column_prefix="epoch ")
 
@@ -140,7 +156,7 @@ def length_sweep_table(frame: pd.DataFrame, space: str = "normalized", metrics: 
     metrics = metrics or ["mse", "mae", "ssim"]
     rows = _select(frame[frame["epoch"] == "best"], space, metrics, profile)
     rows = _latest_configuration(rows, ["model", "dataset", "t_out"])
-    mean, std, n = _pivot(rows, ["dataset", "model"], ["t_out", "metric"], metrics)
+    mean, std, n = _in_model_order(_pivot(rows, ["dataset", "model"], ["t_out", "metric"], metrics), rows)
     caption = f"Test scores by prediction length T_out, {space} units (mean ± std over seeds)."
     return Table("length_sweep", mean, std, n, caption, set(), column_prefix="T_out=")
 

@@ -32,7 +32,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from benchmark.config import RunConfig
+from benchmark.config import SCHEDULERS, RunConfig
 from benchmark.data.base import ForecastData
 from benchmark.errors import BenchError
 from benchmark.evaluation import evaluate
@@ -103,9 +103,6 @@ class ForecastModule(L.LightningModule):
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         scheduler = build_lr_scheduler(optimizer, cfg, total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-SCHEDULERS = ("cosine", "constant", "onecycle")
 
 
 def build_lr_scheduler(optimizer: torch.optim.Optimizer, cfg: dict[str, Any],
@@ -251,7 +248,7 @@ def still_improving(curve: list[dict[str, Any]]) -> bool | None:
     return values[-1] <= min(values)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FitOutcome:
     """What training produced, besides the weights loaded into the model."""
 
@@ -266,6 +263,29 @@ class FitOutcome:
     schedule: dict[str, Any] = field(default_factory=dict)
     resumed_from: str | None = None
     is_global_zero: bool = True  # False in the other processes of a multi-process (DDP) run
+
+    @classmethod
+    def untrained(cls) -> FitOutcome:
+        """The outcome for a model without parameters to train: no checkpoint, no training cost."""
+        return cls(best_epoch=None, best_val_mse=None, best_checkpoint=None, train_seconds=0.0, epochs_run=0,
+                   optimizer_steps=0)
+
+    @property
+    def still_improving(self) -> bool | None:
+        """Whether the best validation epoch is the last one (see `still_improving`)."""
+        return still_improving(self.curve)
+
+
+@dataclass(kw_only=True)
+class TestOutcome:
+    """The test split's scores with the weights the model holds, and the inference timing."""
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    metrics: dict[str, Any]  # as `benchmark.evaluation.evaluate` returns them
+    inference_seconds: float
+    inference_samples: int
+    inference_samples_per_second: float
 
 
 def fit(
@@ -345,3 +365,15 @@ def fit(
         resumed_from=resume,
         is_global_zero=trainer.is_global_zero,
     )
+
+
+def test(model: torch.nn.Module, data: ForecastData, config: RunConfig, device: str) -> TestOutcome:
+    """Score `model` as it is (after `fit`: its best-validation weights) on the test split of `data`."""
+    model.to(device)
+    loader = ForecastDataModule(data, int(config.train["batch_size"])).test_dataloader()
+    metrics, timing = evaluate(model, loader, data.normalizer, data.lat, device, config.train["limit_test_batches"],
+                               config.model)
+    return TestOutcome(metrics=metrics, **timing)
+
+
+test.__test__ = False  # a library function pytest must not collect where it is imported

@@ -88,7 +88,7 @@ def test_dry_run_prints_resolved_configs_and_trains_nothing(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_run_then_table_then_nothing_to_do(tmp_path):
+def test_run_then_table_then_nothing_to_do(tmp_path, monkeypatch):
     results, tables = tmp_path / "results", tmp_path / "tables"
     args = ["run", "--models", "persistence,simvp", "--profile", "smoke", "--results", str(results)]
     first = invoke(*args, "--jobs", "2")  # two worker processes
@@ -102,9 +102,24 @@ def test_run_then_table_then_nothing_to_do(tmp_path):
     config = plan_runs("simvp", "synthetic-weather", "smoke", [0])[0]
     serial = execute_run(config, tmp_path / "serial")
     parallel = read_record(record_path(results, config.run_id))
-    assert parallel["test"] == serial["test"]
+    assert parallel.test == serial.test
+    # the one-line summary of each run is read from the typed record the worker sent back
+    assert f"test MSE {parallel.test.normalized.mse:.4g}, SSIM {parallel.test.normalized.ssim:.4f}" in first.output
+    # the runner decides, once per run, that nothing is left to do; the CLI says so from its plan
+    import benchmark.runner
+
+    checked = []
+    real_is_finished = benchmark.runner.is_finished
+
+    def counted_is_finished(folder, run_id):
+        checked.append(run_id)
+        return real_is_finished(folder, run_id)
+
+    monkeypatch.setattr(benchmark.runner, "is_finished", counted_is_finished)
     second = invoke(*args)
     assert second.exit_code == 0 and "All 2 runs are already finished" in second.output
+    assert sorted(checked) == sorted(c.run_id for c in plan_runs("persistence,simvp", "synthetic-weather",
+                                                                 "smoke", [0]))
     table = invoke("table", "--results", str(results), "--out", str(tables), "--format", "all")
     assert table.exit_code == 0, table.output
     assert sorted(p.name for p in tables.iterdir()) == ["main_normalized.csv", "main_normalized.md",

@@ -1,4 +1,4 @@
-"""Run records (atomic JSON, round trip) and the tables rendered from them."""
+"""Run records (typed, atomic JSON, round trip) and the tables rendered from them."""
 
 import json
 
@@ -9,6 +9,14 @@ from benchmark import tables
 from benchmark.config import resolve_run
 from benchmark.errors import DataError
 from benchmark.records import (
+    SCHEMA_VERSION,
+    BestCheckpoint,
+    CostInfo,
+    CurvePoint,
+    EnvironmentInfo,
+    ModelInfo,
+    RunRecord,
+    Scores,
     is_finished,
     load_records,
     read_record,
@@ -17,6 +25,7 @@ from benchmark.records import (
     write_json_atomic,
     write_record,
 )
+from benchmark.registry import get_model_spec
 
 
 def _metrics(mse: float, t_out: int) -> dict:
@@ -27,38 +36,86 @@ def _metrics(mse: float, t_out: int) -> dict:
                                               for k, v in space.items()}, "count": 10}
 
 
-def make_record(model: str, mse: float, seed: int = 0, t_out: int = 3, eval_at: dict | None = None,
-                finished_at: str = "2026-01-01T00:00:00", lr: float = 1e-3) -> dict:
+ENVIRONMENT = EnvironmentInfo(python="3.11.7", torch="2.4.0", lightning="2.4.0", numpy="1.26.4", platform="Linux",
+                              processor="x86_64", cpu_count=2, torch_threads=1, device="cpu", cuda=None,
+                              hostname="host", git_commit=None, selective_scan_backend=None)
+
+
+def fake_record(model: str, mse: float, seed: int = 0, t_out: int = 3, eval_at: dict | None = None,
+                finished_at: str = "2026-01-01T00:00:00", lr: float = 1e-3) -> RunRecord:
+    """A complete record with made-up scores (an epoch-2 best checkpoint for a learned model)."""
     config = resolve_run("smoke", model, "synthetic-weather:t2m", seed,
                          overrides={"data": {"t_out": t_out}, "train": {"lr": lr}})
-    return {"run_id": config.run_id, "status": "finished", "finished_at": finished_at,
-            "config": config.to_dict(), "test": _metrics(mse, t_out),
-            "eval_at": {str(k): _metrics(v, t_out) for k, v in (eval_at or {}).items()}}
+    spec = get_model_spec(model)
+    learned = spec.trainable
+    return RunRecord(
+        run_id=config.run_id, started_at=finished_at, finished_at=finished_at, config=config,
+        data={"name": "synthetic-weather:t2m", "train_samples": 12, "shape": [config.t_in, t_out, 1, 32, 64]},
+        normalizer={"mean": [280.0], "std": [10.0], "data_min": [250.0], "data_max": [310.0]},
+        environment=ENVIRONMENT,
+        model_info=ModelInfo(parameters=1000 if learned else 0, family=spec.family, paper_name=spec.paper_name,
+                             trainable=learned),
+        cost=CostInfo(train_seconds=1.5 if learned else 0.0, epochs_run=2 if learned else 0,
+                      optimizer_steps=6 if learned else 0, resumed_from=None, inference_seconds=0.25,
+                      inference_samples=10, inference_samples_per_second=40.0),
+        best=BestCheckpoint(epoch=2 if learned else None, val_mse=0.5 if learned else None,
+                            checkpoint="checkpoints/best-epoch=1.ckpt" if learned else None, still_improving=None),
+        curve=[CurvePoint(epoch=e, step=3 * e, val_mse=0.6 - 0.1 * e, train_loss=0.7) for e in (1, 2) if learned],
+        schedule={},
+        test=Scores.from_dict(_metrics(mse, t_out)),
+        eval_at={str(k): Scores.from_dict(_metrics(v, t_out)) for k, v in (eval_at or {}).items()},
+    )
 
 
 @pytest.fixture
 def results(tmp_path):
     folder = tmp_path / "results"
     for record in [
-        make_record("persistence", 0.50),
-        make_record("convlstm", 0.30, seed=0, eval_at={1: 0.4, 2: 0.3}),
-        make_record("convlstm", 0.20, seed=1, eval_at={1: 0.35, 2: 0.2}),
-        make_record("simvp", 0.60, eval_at={1: 0.7, 2: 0.6}),
-        make_record("simvp", 0.25, t_out=6),
-        make_record("convlstm", 0.28, t_out=6),
+        fake_record("persistence", 0.50),
+        fake_record("convlstm", 0.30, seed=0, eval_at={1: 0.4, 2: 0.3}),
+        fake_record("convlstm", 0.20, seed=1, eval_at={1: 0.35, 2: 0.2}),
+        fake_record("simvp", 0.60, eval_at={1: 0.7, 2: 0.6}),
+        fake_record("simvp", 0.25, t_out=6),
+        fake_record("convlstm", 0.28, t_out=6),
     ]:
         write_record(folder, record)
     return folder
 
 
 def test_record_round_trip(tmp_path):
-    record = make_record("simvp", 0.1)
+    record = fake_record("simvp", 0.1, eval_at={1: 0.2})
     path = write_record(tmp_path, record)
-    assert path == record_path(tmp_path, record["run_id"])
-    again = read_record(path)
-    assert again["schema_version"] == 1
-    assert {k: again[k] for k in record} == json.loads(json.dumps(record))
-    assert is_finished(tmp_path, record["run_id"]) and not is_finished(tmp_path, "other")
+    assert path == record_path(tmp_path, record.run_id)
+    stored = json.loads(path.read_text())
+    assert stored["schema_version"] == SCHEMA_VERSION == 2 and list(stored)[:3] == ["schema_version", "run_id",
+                                                                                      "status"]
+    assert read_record(path) == record
+    # exactly: the typed record, its JSON and the record read back from that JSON agree
+    assert RunRecord.from_dict(json.loads(json.dumps(record.to_dict()))).to_dict() == record.to_dict() == stored
+    assert is_finished(tmp_path, record.run_id) and not is_finished(tmp_path, "other")
+
+
+def test_scores_keep_the_layout_the_metrics_have():
+    metrics = _metrics(0.3, 2)
+    metrics["physical"] = {"lat_rmse": 1.5, **metrics["physical"]}
+    scores = Scores.from_dict(metrics)
+    assert scores.normalized.mse == 0.3 and scores.normalized.lat_rmse is None and scores.physical.lat_rmse == 1.5
+    assert scores.to_dict() == metrics and "lat_rmse" not in scores.to_dict()["normalized"]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda r: r.update(schema_version=1), "schema version 1, this version of diffuma-bench reads version 2"),
+    (lambda r: r.pop("curve"), "incomplete or malformed"),
+    (lambda r: r["cost"].update(flops=1), "incomplete or malformed"),
+])
+def test_records_of_an_older_schema_or_incomplete_are_clear_errors(tmp_path, edit, message):
+    path = write_record(tmp_path, fake_record("simvp", 0.1))
+    values = json.loads(path.read_text())
+    edit(values)
+    path.write_text(json.dumps(values))
+    with pytest.raises(DataError, match=message):
+        read_record(path)
+    assert not is_finished(tmp_path, values["run_id"])
 
 
 def test_atomic_write_keeps_old_file_when_serialisation_fails(tmp_path):
@@ -108,9 +165,30 @@ def test_main_table_averages_seeds_and_flags_models_worse_than_persistence(resul
     assert "**0.25 ± 0.071**" in markdown and "simvp †" in markdown
 
 
+def test_rows_follow_the_family_order_the_records_store(tmp_path, monkeypatch):
+    import benchmark.registry
+
+    folder = tmp_path / "results"
+    for model in ("diffuma", "simvp", "predrnn", "e3dlstm", "pastnet", "persistence", "convlstm"):
+        record = fake_record(model, 0.3)
+        if model == "e3dlstm":
+            record.model_info.family = "transformer"  # a family FAMILY_ORDER does not list: after the listed ones
+        write_record(folder, record)
+
+    def no_registry():
+        raise AssertionError("tables must order rows from the records, not from the model registry")
+
+    monkeypatch.setattr(benchmark.registry, "list_models", no_registry)
+    frame = records_to_frame(load_records(folder))
+    order = ["persistence", "convlstm", "predrnn", "simvp", "pastnet", "diffuma", "e3dlstm"]
+    assert list(tables.main_table(frame).mean.index) == order
+    sweep = tables.length_sweep_table(frame)
+    assert list(sweep.mean.index) == [("synthetic-weather:t2m", m) for m in order]
+
+
 def test_latest_configuration_wins(tmp_path):
-    write_record(tmp_path, make_record("simvp", 0.9, lr=1e-2, finished_at="2026-01-01T00:00:00"))
-    write_record(tmp_path, make_record("simvp", 0.4, lr=1e-3, finished_at="2026-02-01T00:00:00"))
+    write_record(tmp_path, fake_record("simvp", 0.9, lr=1e-2, finished_at="2026-01-01T00:00:00"))
+    write_record(tmp_path, fake_record("simvp", 0.4, lr=1e-3, finished_at="2026-02-01T00:00:00"))
     table = tables.main_table(records_to_frame(load_records(tmp_path)))
     assert table.mean.loc["simvp", ("synthetic-weather:t2m", "mse")] == pytest.approx(0.4)
 
@@ -144,10 +222,8 @@ def test_main_table_marks_still_improving_models_and_states_the_budget(tmp_path)
 
     folder = tmp_path / "results"
     for model, mse, improving in [("persistence", 0.5, None), ("convlstm", 0.3, True), ("simvp", 0.2, False)]:
-        record = make_record(model, mse)
-        record["best"] = {"epoch": 2, "still_improving": improving}
-        record["cost"] = {"optimizer_steps": 0 if model == "persistence" else 6}
-        record["model_info"] = {"trainable": model != "persistence"}
+        record = fake_record(model, mse)
+        record.best.still_improving = improving
         write_record(folder, record)
     table = main_table(records_to_frame(load_records(folder)))
     assert table.improving == {"convlstm"}
@@ -161,9 +237,9 @@ def test_caption_names_unequal_budgets(tmp_path):
     from benchmark.tables import main_table
 
     folder = tmp_path / "results"
-    write_record(folder, make_record("convlstm", 0.3))
-    record = make_record("simvp", 0.2)
-    record["config"]["train"]["epochs"] = 5
+    write_record(folder, fake_record("convlstm", 0.3))
+    record = fake_record("simvp", 0.2)
+    record.config.train["epochs"] = 5
     write_record(folder, record)
     caption = main_table(records_to_frame(load_records(folder))).caption
     assert "Unequal budgets -- 2 epochs at batch 4: convlstm; 5 epochs at batch 4: simvp." in caption

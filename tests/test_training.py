@@ -19,29 +19,42 @@ def smoke(model: str, **train) -> object:
     return resolve_run("smoke", model, DATASET, 0, overrides={"train": train} if train else None)
 
 
-def test_record_is_complete(tmp_path):
+def test_record_is_complete(tmp_path, monkeypatch):
+    import benchmark.runner
+
+    built = []
+    real_make_record = benchmark.runner.make_record
+
+    def recorded_make_record(*args, **kwargs):
+        built.append(real_make_record(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(benchmark.runner, "make_record", recorded_make_record)
     config = smoke("convlstm", eval_at=[1, 2])
     record = execute_run(config, tmp_path)
-    assert read_record(record_path(tmp_path, config.run_id))["run_id"] == config.run_id
-    assert record["best"]["epoch"] in (1, 2) and record["best"]["val_mse"] > 0
-    assert (tmp_path / config.run_id / record["best"]["checkpoint"]).exists()
-    assert sorted(record["eval_at"]) == ["1", "2"]
-    for metrics in (record["test"], *record["eval_at"].values()):
-        for space in ("normalized", "physical"):
-            assert len(metrics[space]["per_lead"]["mse"]) == config.t_out
-            assert all(torch.isfinite(torch.tensor(v)) for k, v in metrics[space].items() if k != "per_lead")
-        assert "lat_rmse" in metrics["physical"]
-    assert record["model_info"]["parameters"] > 0
-    assert record["cost"]["train_seconds"] > 0 and record["cost"]["inference_samples_per_second"] > 0
-    assert record["cost"]["optimizer_steps"] == 2 * config.train["limit_train_batches"]
-    env = record["environment"]
-    assert env["torch"] == torch.__version__ and env["torch_threads"] >= 1 and "git_commit" in env
-    assert record["data"]["train_samples"] > 0 and record["normalizer"]["std"][0] > 0
+    # the record execute_run returns and stores is the one make_record built, and it reads back equal
+    assert built == [record] and record is built[0]
+    assert read_record(record_path(tmp_path, config.run_id)) == record
+    assert record.run_id == config.run_id and record.config == config
+    assert record.best.epoch in (1, 2) and record.best.val_mse > 0
+    assert (tmp_path / config.run_id / record.best.checkpoint).exists()
+    assert sorted(record.eval_at) == ["1", "2"]
+    for scores in (record.test, *record.eval_at.values()):
+        for space in (scores.normalized, scores.physical):
+            assert len(space.per_lead["mse"]) == config.t_out
+            assert all(torch.isfinite(torch.tensor(v)) for v in space.aggregates().values())
+        assert scores.physical.lat_rmse is not None
+    assert record.model_info.parameters > 0 and record.model_info.family == "recurrent"
+    assert record.cost.train_seconds > 0 and record.cost.inference_samples_per_second > 0
+    assert record.cost.optimizer_steps == 2 * config.train["limit_train_batches"]
+    env = record.environment
+    assert env.torch == torch.__version__ and env.torch_threads >= 1 and env.selective_scan_backend is None
+    assert record.data["train_samples"] > 0 and record.normalizer["std"][0] > 0
     # the model that was scored is the best-validation one: its validation MSE is the logged minimum
     logged = pd.read_csv(tmp_path / config.run_id / "logs" / "metrics.csv")
     val = logged.dropna(subset=["val/mse"])
-    assert record["best"]["val_mse"] == pytest.approx(val["val/mse"].min(), rel=1e-6)
-    assert record["best"]["epoch"] == int(val.loc[val["val/mse"].idxmin(), "epoch"]) + 1
+    assert record.best.val_mse == pytest.approx(val["val/mse"].min(), rel=1e-6)
+    assert record.best.epoch == int(val.loc[val["val/mse"].idxmin(), "epoch"]) + 1
 
 
 class WatchedSplit(Dataset):
@@ -83,17 +96,17 @@ def test_training_never_reads_the_test_split(tmp_path, monkeypatch):
 def test_persistence_is_evaluated_without_training(tmp_path):
     config = smoke("persistence")
     record = execute_run(config, tmp_path)
-    assert record["cost"]["train_seconds"] == 0 and record["best"]["epoch"] is None
+    assert record.cost.train_seconds == 0 and record.best.epoch is None and record.curve == []
     assert not (tmp_path / config.run_id / "checkpoints").exists()
-    assert 0 < record["test"]["normalized"]["mse"] < 1
+    assert 0 < record.test.normalized.mse < 1
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
     first = execute_run(smoke("simvp"), tmp_path / "a")
     again = execute_run(smoke("simvp"), tmp_path / "b")
-    assert first["test"] == again["test"]
+    assert first.test == again.test and first.curve == again.curve
     other = execute_run(resolve_run("smoke", "simvp", DATASET, 1), tmp_path / "c")
-    assert other["test"]["normalized"]["mse"] != first["test"]["normalized"]["mse"]
+    assert other.test.normalized.mse != first.test.normalized.mse
 
 
 def test_crashed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
@@ -119,14 +132,15 @@ def test_crashed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     report = run_sweep([config], tmp_path)
     assert report.finished == [config.run_id]
     record = read_record(record_path(tmp_path, config.run_id))
-    assert record["cost"]["resumed_from"].endswith("last.ckpt")
-    assert record["cost"]["optimizer_steps"] == 2 * limit
-    assert sorted(record["eval_at"]) == ["1", "2"]  # epoch 1's scores came back from the checkpoint
-    assert [p["epoch"] for p in record["curve"]] == [1, 2]  # so did epoch 1's validation point
+    assert record.cost.resumed_from.endswith("last.ckpt")
+    assert record.cost.optimizer_steps == 2 * limit
+    assert sorted(record.eval_at) == ["1", "2"]  # epoch 1's scores came back from the checkpoint
+    assert [p.epoch for p in record.curve] == [1, 2]  # so did epoch 1's validation point
     assert not (run_dir / "error.json").exists()
 
-    again = run_sweep([config], tmp_path)
-    assert again.skipped == [config.run_id] and not again.finished
+    events = []
+    again = run_sweep([config], tmp_path, on_event=lambda kind, index, c, payload: events.append((kind, index)))
+    assert again.skipped == [config.run_id] and not again.finished and events == [("skip", 0)]
 
 
 def test_every_model_trains_and_is_scored_on_generated_chdl(tmp_path):
@@ -137,10 +151,10 @@ def test_every_model_trains_and_is_scored_on_generated_chdl(tmp_path):
     for model in list_models():
         config = resolve_run("smoke", model, "synthetic-chdl", 0, overrides={"data": {"t_in": 5, "t_out": 1}})
         record = execute_run(config, tmp_path, data_cache=cache)
-        assert record["data"]["shape"] == [5, 1, 1, 24, 32], model
-        metrics = record["test"]["normalized"]
-        assert 0 < metrics["mse"] < 10 and -1 <= metrics["ssim"] <= 1, model
-        assert "lat_rmse" not in record["test"]["physical"]
+        assert record.data["shape"] == [5, 1, 1, 24, 32], model
+        metrics = record.test.normalized
+        assert 0 < metrics.mse < 10 and -1 <= metrics.ssim <= 1, model
+        assert record.test.physical.lat_rmse is None
 
 
 def test_default_jobs_is_one_per_core_on_cpu_and_one_for_multi_device_runs(monkeypatch):
@@ -161,17 +175,17 @@ def test_default_jobs_is_one_per_core_on_cpu_and_one_for_multi_device_runs(monke
 def test_record_keeps_the_validation_curve_and_the_planned_schedule(tmp_path):
     config = smoke("convlstm", epochs=3)
     record = execute_run(config, tmp_path)
-    curve = record["curve"]
-    assert [p["epoch"] for p in curve] == [1, 2, 3]
-    assert [p["step"] for p in curve] == [3, 6, 9]
+    curve = record.curve
+    assert [p.epoch for p in curve] == [1, 2, 3]
+    assert [p.step for p in curve] == [3, 6, 9]
     logged = pd.read_csv(tmp_path / config.run_id / "logs" / "metrics.csv").dropna(subset=["val/mse"])
-    assert [p["val_mse"] for p in curve] == pytest.approx(list(logged["val/mse"]), rel=1e-6)
-    assert all(p["train_loss"] > 0 for p in curve)
-    best = min(range(3), key=lambda i: curve[i]["val_mse"])
-    assert record["best"]["epoch"] == best + 1
-    assert record["best"]["still_improving"] is (best == 2)
+    assert [p.val_mse for p in curve] == pytest.approx(list(logged["val/mse"]), rel=1e-6)
+    assert all(p.train_loss > 0 for p in curve)
+    best = min(range(3), key=lambda i: curve[i].val_mse)
+    assert record.best.epoch == best + 1
+    assert record.best.still_improving is (best == 2)
     # the scheduled-sampling schedule was fixed for this run's 9 optimizer steps
-    assert record["schedule"]["total_steps"] == record["cost"]["optimizer_steps"] == 9
+    assert record.schedule["total_steps"] == record.cost.optimizer_steps == 9
 
 
 def test_planned_steps_match_lightnings_count(tmp_path):
@@ -180,8 +194,8 @@ def test_planned_steps_match_lightnings_count(tmp_path):
     config = smoke("simvp", epochs=1, limit_train_batches=None)
     plan = describe_plan(config)
     record = execute_run(config, tmp_path)
-    assert plan["total_steps"] == record["cost"]["optimizer_steps"] > 3
-    assert plan["parameters"] == record["model_info"]["parameters"]
+    assert plan["total_steps"] == record.cost.optimizer_steps > 3
+    assert plan["parameters"] == record.model_info.parameters
 
 
 def test_still_improving_reads_the_curve():
