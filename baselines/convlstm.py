@@ -13,11 +13,8 @@ hidden state out to the next (patched) frame. The model runs over `T_in + T_out 
 reads the `T_in` inputs, then feeds its own predictions (or, in training, the ground truth with
 the scheduled-sampling probability, see `baselines.recurrent`).
 
-Published settings (OpenSTL, WeatherBench 5.625 deg), the builder's defaults: `patch_size=2`
-(space-to-depth), `num_hidden=(128, 128, 128, 128)`, `filter_size=5`, stride 1, no layer norm,
-scheduled sampling from 1.0 falling by 2e-5 per step (`sampling_start_value`,
-`sampling_changing_rate`, in the published run's steps: eta = 0 from step 50,000 of 164,250, i.e.
-30.4% of training), loss = MSE on all `T_in + T_out - 1` generated frames.
+Published settings (OpenSTL, WeatherBench 5.625 deg): the defaults of `ConvLSTMConfig`, stride 1,
+no layer norm, loss = MSE on all `T_in + T_out - 1` generated frames.
 
 Schedule rule (`schedule`, see `baselines.recurrent`): with `"relative"` (the default) the
 published schedule keeps its fractions of the run: step `k` of a run of `N` steps (`plan_schedule(N)`)
@@ -45,21 +42,27 @@ Implementation notes:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from baselines.recurrent import (
-    ScheduledSamplingForecaster,
-    check_patch_size,
-    check_positive_ints,
-    check_sampling_schedule,
-    check_schedule,
-)
-from benchmark.errors import ConfigError
+from baselines.recurrent import ScheduledSamplingConfig, ScheduledSamplingForecaster
 from benchmark.registry import register_model
 from benchmark.shapes import DataShape
+
+
+@dataclass(frozen=True)
+class ConvLSTMConfig(ScheduledSamplingConfig):
+    """Hyper-parameters of `convlstm`; the defaults are the published settings (OpenSTL, WeatherBench
+    5.625 deg): `patch_size=2` (space-to-depth), `num_hidden=(128, 128, 128, 128)`, `filter_size=5`,
+    scheduled sampling from 1.0 falling by 2e-5 per step (`sampling_start_value`,
+    `sampling_changing_rate`, in the published run's steps: eta = 0 from step 50,000 of 164,250, i.e.
+    30.4% of training), `schedule="relative"`.
+    """
+
+    model_name: ClassVar[str] = "convlstm"
 
 
 class ConvLSTMCell(nn.Module):
@@ -83,28 +86,12 @@ class ConvLSTMCell(nn.Module):
 class ConvLSTM(ScheduledSamplingForecaster):
     """Stacked ConvLSTM over space-to-depth patches, with scheduled sampling in training."""
 
-    def __init__(
-        self,
-        shape: DataShape,
-        patch_size: int,
-        num_hidden: Sequence[int],
-        filter_size: int,
-        sampling_start_value: float,
-        sampling_changing_rate: float,
-        schedule: str = "relative",
-    ):
-        super().__init__()
-        self.shape = shape
-        self.patch_size = patch_size
-        self.sampling_start_value = sampling_start_value
-        self.sampling_changing_rate = sampling_changing_rate
-        self.schedule = schedule
-        frame_channels = shape.channels * patch_size * patch_size
-        widths = [frame_channels, *num_hidden]
-        self.cells = nn.ModuleList(
-            ConvLSTMCell(widths[k], widths[k + 1], filter_size) for k in range(len(num_hidden))
-        )
-        self.readout = nn.Conv2d(num_hidden[-1], frame_channels, kernel_size=1, bias=False)
+    config: ConvLSTMConfig
+
+    def __init__(self, shape: DataShape, config: ConvLSTMConfig):
+        super().__init__(shape, config)
+        self.cells = nn.ModuleList(ConvLSTMCell(c_in, c_out, config.filter_size) for c_in, c_out in self.layer_widths())
+        self.readout = nn.Conv2d(config.num_hidden[-1], self.frame_channels, kernel_size=1, bias=False)
 
     def _step(
         self, frame: torch.Tensor, state: list[tuple[torch.Tensor, torch.Tensor]] | None
@@ -130,25 +117,11 @@ class ConvLSTM(ScheduledSamplingForecaster):
     family="recurrent",
     paper_name="ConvLSTM",
     reference_params={"12,1,32,64": 11_520_000},
+    config=ConvLSTMConfig,
 )
-def build_convlstm(
-    shape: DataShape,
-    *,
-    patch_size: int = 2,
-    num_hidden: Sequence[int] = (128, 128, 128, 128),
-    filter_size: int = 5,
-    sampling_start_value: float = 1.0,
-    sampling_changing_rate: float = 2e-5,
-    schedule: str = "relative",
-) -> ConvLSTM:
-    """ConvLSTM (Shi et al., 2015): stacked conv-LSTM cells, scheduled sampling, patch 2."""
-    check_patch_size("convlstm", shape, patch_size)
-    hidden = check_positive_ints("convlstm", "num_hidden", num_hidden)
-    if filter_size < 1 or filter_size % 2 == 0:
-        raise ConfigError(
-            f"Model 'convlstm': filter_size must be a positive odd integer (so 'same' padding keeps "
-            f"the frame size), got {filter_size}. The published value is 5."
-        )
-    check_sampling_schedule("convlstm", sampling_start_value, sampling_changing_rate)
-    check_schedule("convlstm", schedule)
-    return ConvLSTM(shape, patch_size, hidden, filter_size, sampling_start_value, sampling_changing_rate, schedule)
+def build_convlstm(shape: DataShape, **overrides: Any) -> ConvLSTM:
+    """ConvLSTM (Shi et al., 2015): stacked conv-LSTM cells, scheduled sampling, patch 2.
+
+    Hyper-parameters and their defaults: `ConvLSTMConfig`.
+    """
+    return ConvLSTM(shape, ConvLSTMConfig(**overrides))

@@ -39,17 +39,14 @@ A 3-D conv with kernel = stride = `(window_length, 1, 1)` reads the top hidden c
 (patched) frame. As for ConvLSTM, the model runs over `T_in + T_out - 1` steps with scheduled
 sampling in training (see `baselines.recurrent`).
 
-Published settings (OpenSTL, WeatherBench 5.625 deg), the builder's defaults: `patch_size=2`
-(space-to-depth), `num_hidden=(128, 128, 128, 128)`, `filter_size=(2, 5, 5)`, `window_length=2`
-(window stride 1: one new frame per step), no layer norm on the gate convolutions, scheduled
-sampling from 1.0 falling by 2e-5 per step (eta = 0 from step 50,000 of OpenSTL's 164,250, i.e.
-30.4% of training), loss = **MSE + L1** on all `T_in + T_out - 1` generated frames, both means with
-weight 1: OpenSTL's `E3DLSTM_Model` (`openstl/models/e3dlstm_model.py`) returns
-`nn.MSELoss()(gen, truth) + nn.L1Loss()(gen, truth)`; the authors' TF code
-(`src/models/eidetic_3d_lstm_net.py`) uses sums, `tf.nn.l2_loss` (half the sum of squares) + the
-sum of absolute errors = `n * (MSE / 2 + L1)` over `n` values: the same two terms, L1 weighted twice
-as much against the MSE, the whole scaled by `n`. `training_loss` logs `mse`, `l1`, `mse_future`
-and `sampling_eta`.
+Published settings (OpenSTL, WeatherBench 5.625 deg): the defaults of `E3DLSTMConfig` (window
+stride 1: one new frame per step), no layer norm on the gate convolutions, loss = **MSE + L1** on
+all `T_in + T_out - 1` generated frames, both means with weight 1: OpenSTL's `E3DLSTM_Model`
+(`openstl/models/e3dlstm_model.py`) returns `nn.MSELoss()(gen, truth) + nn.L1Loss()(gen, truth)`;
+the authors' TF code (`src/models/eidetic_3d_lstm_net.py`) uses sums, `tf.nn.l2_loss` (half the
+sum of squares) + the sum of absolute errors = `n * (MSE / 2 + L1)` over `n` values: the same two
+terms, L1 weighted twice as much against the MSE, the whole scaled by `n`. `training_loss` logs
+`mse`, `l1`, `mse_future` and `sampling_eta`.
 
 Schedule rule (`schedule`, as ConvLSTM, see `baselines.recurrent`): `"relative"` (the default) reads
 the published schedule as fractions of this run (step `k` of `N` counts as published step
@@ -104,24 +101,69 @@ Implementation notes (every *choice* is ours):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from baselines.recurrent import (
+    ScheduledSamplingConfig,
     ScheduledSamplingForecaster,
-    check_patch_size,
+    check_positive_int,
     check_positive_ints,
-    check_sampling_schedule,
-    check_schedule,
 )
-from benchmark.errors import ConfigError
 from benchmark.registry import register_model
 from benchmark.shapes import DataShape
 
 FORGET_BIAS = 1.0  # constant added to the forget gate of M, as in the reference codes
+
+
+@dataclass(frozen=True)
+class E3DLSTMConfig(ScheduledSamplingConfig):
+    """Hyper-parameters of `e3dlstm`; the defaults are the published settings (OpenSTL, WeatherBench
+    5.625 deg): `patch_size=2` (space-to-depth), `num_hidden=(128, 128, 128, 128)` (one width for
+    every layer: `M` passes between them), `filter_size=(2, 5, 5)` (time, height, width; odd height
+    and width, time extent <= `window_length`), `window_length=2`, `tau=None` (the recall attends
+    over every previous cell state; an integer keeps the `tau` most recent), scheduled sampling from
+    1.0 falling by 2e-5 per step (eta = 0 from step 50,000 of OpenSTL's 164,250, i.e. 30.4% of
+    training), `schedule="relative"`.
+    """
+
+    model_name: ClassVar[str] = "e3dlstm"
+    equal_widths: ClassVar[bool] = True
+
+    filter_size: tuple[int, int, int] = (2, 5, 5)
+    window_length: int = 2
+    tau: int | None = None
+
+    def validate_filter_size(self) -> None:
+        """A 3-D kernel (time, height, width) with odd height and width, kept as a tuple."""
+        kernel = check_positive_ints(self.model_name, "filter_size", self.filter_size)
+        self.require(
+            len(kernel) == 3 and kernel[1] % 2 == 1 and kernel[2] % 2 == 1,
+            "filter_size must be three positive integers (time, height, width) with odd height and width "
+            f"(so 'same' padding keeps the frame size), got {self.filter_size!r}. The published value is [2, 5, 5].",
+        )
+        object.__setattr__(self, "filter_size", tuple(kernel))
+
+    def validate(self) -> None:
+        """The shared checks, then the window's (against the kernel's time extent) and `tau`'s."""
+        super().validate()
+        window = check_positive_int(self.model_name, "window_length", self.window_length)
+        self.require(
+            self.filter_size[0] <= window,
+            f"the time extent of filter_size ({self.filter_size[0]}) exceeds window_length ({window}); its "
+            "extra taps would only ever see padding. Use a time kernel <= window_length (published: "
+            "filter_size [2, 5, 5] with window_length 2).",
+        )
+        tau = self.tau
+        self.require(
+            tau is None or (isinstance(tau, int) and not isinstance(tau, bool) and tau >= 1),
+            "tau (how many past cell states the recall attends over) must be a positive integer, or null "
+            f"for all of them (the published setting), got {tau!r}.",
+        )
 
 
 class CausalConv3d(nn.Conv3d):
@@ -208,35 +250,18 @@ class E3DState(NamedTuple):
 class E3DLSTM(ScheduledSamplingForecaster):
     """Stacked Eidetic 3D LSTM cells over space-to-depth patches, with scheduled sampling in training."""
 
-    def __init__(
-        self,
-        shape: DataShape,
-        patch_size: int,
-        num_hidden: Sequence[int],
-        filter_size: Sequence[int],
-        window_length: int,
-        tau: int | None,
-        sampling_start_value: float,
-        sampling_changing_rate: float,
-        schedule: str = "relative",
-    ):
-        super().__init__()
-        self.shape = shape
-        self.patch_size = patch_size
-        self.window_length = window_length
-        self.tau = tau
-        self.sampling_start_value = sampling_start_value
-        self.sampling_changing_rate = sampling_changing_rate
-        self.schedule = schedule
-        frame_channels = shape.channels * patch_size * patch_size
-        clip_shape = (window_length, shape.height // patch_size, shape.width // patch_size)
-        widths = [frame_channels, *num_hidden]
+    config: E3DLSTMConfig
+
+    def __init__(self, shape: DataShape, config: E3DLSTMConfig):
+        super().__init__(shape, config)
+        p, window = config.patch_size, config.window_length
+        clip_shape = (window, self.shape.height // p, self.shape.width // p)
         self.cells = nn.ModuleList(
-            Eidetic3DLSTMCell(widths[k], widths[k + 1], filter_size, clip_shape) for k in range(len(num_hidden))
+            Eidetic3DLSTMCell(c_in, c_out, config.filter_size, clip_shape) for c_in, c_out in self.layer_widths()
         )
         # Collapse the clip's window to one frame: kernel = stride = (window, 1, 1).
         self.readout = nn.Conv3d(
-            num_hidden[-1], frame_channels, kernel_size=(window_length, 1, 1), stride=(window_length, 1, 1), bias=False
+            config.num_hidden[-1], self.frame_channels, kernel_size=(window, 1, 1), stride=(window, 1, 1), bias=False
         )
 
     def frame_loss(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -248,7 +273,7 @@ class E3DLSTM(ScheduledSamplingForecaster):
     def initial_state(self, frame: torch.Tensor) -> E3DState:
         """Zero state for a batch of patched frames `(B, C*p*p, h, w)`."""
         b, _, h, w = frame.shape
-        win = self.window_length
+        win = self.config.window_length
 
         def zeros(cell: Eidetic3DLSTMCell) -> torch.Tensor:
             return frame.new_zeros(b, cell.hidden, win, h, w)
@@ -271,8 +296,8 @@ class E3DLSTM(ScheduledSamplingForecaster):
         for cell, h, history in zip(self.cells, state.hidden, state.cells, strict=True):
             h, c, m = cell(inp, h, m, history)
             history = [*history, c]
-            if self.tau is not None:
-                history = history[-self.tau :]
+            if self.config.tau is not None:
+                history = history[-self.config.tau :]
             hidden.append(h)
             cells.append(history)
             inp = h
@@ -285,50 +310,11 @@ class E3DLSTM(ScheduledSamplingForecaster):
     family="recurrent",
     paper_name="E3D-LSTM",
     reference_params={"12,1,32,64": 51_330_000},
+    config=E3DLSTMConfig,
 )
-def build_e3dlstm(
-    shape: DataShape,
-    *,
-    patch_size: int = 2,
-    num_hidden: Sequence[int] = (128, 128, 128, 128),
-    filter_size: Sequence[int] = (2, 5, 5),
-    window_length: int = 2,
-    tau: int | None = None,
-    sampling_start_value: float = 1.0,
-    sampling_changing_rate: float = 2e-5,
-    schedule: str = "relative",
-) -> E3DLSTM:
-    """E3D-LSTM (Wang et al., 2019): 3-D conv ST-LSTM cells with eidetic recall, patch 2."""
-    name = "e3dlstm"
-    check_patch_size(name, shape, patch_size)
-    hidden = check_positive_ints(name, "num_hidden", num_hidden)
-    if len(set(hidden)) != 1:
-        raise ConfigError(
-            f"Model {name!r}: every layer must have the same width, because the spatiotemporal memory M "
-            f"passes from each layer to the next (and from the top back to the bottom), got num_hidden="
-            f"{num_hidden!r}. Use equal widths, for example [64, 64]."
-        )
-    kernel = check_positive_ints(name, "filter_size", filter_size)
-    if len(kernel) != 3 or kernel[1] % 2 == 0 or kernel[2] % 2 == 0:
-        raise ConfigError(
-            f"Model {name!r}: filter_size must be three positive integers (time, height, width) with odd "
-            f"height and width (so 'same' padding keeps the frame size), got {filter_size!r}. "
-            "The published value is [2, 5, 5]."
-        )
-    (window,) = check_positive_ints(name, "window_length", window_length)
-    if kernel[0] > window:
-        raise ConfigError(
-            f"Model {name!r}: the time extent of filter_size ({kernel[0]}) exceeds window_length ({window}); "
-            "its extra taps would only ever see padding. Use a time kernel <= window_length "
-            "(published: filter_size [2, 5, 5] with window_length 2)."
-        )
-    if tau is not None and (not isinstance(tau, int) or isinstance(tau, bool) or tau < 1):
-        raise ConfigError(
-            f"Model {name!r}: tau (how many past cell states the recall attends over) must be a positive "
-            f"integer, or null for all of them (the published setting), got {tau!r}."
-        )
-    check_sampling_schedule(name, sampling_start_value, sampling_changing_rate)
-    check_schedule(name, schedule)
-    return E3DLSTM(
-        shape, patch_size, hidden, kernel, window, tau, sampling_start_value, sampling_changing_rate, schedule
-    )
+def build_e3dlstm(shape: DataShape, **overrides: Any) -> E3DLSTM:
+    """E3D-LSTM (Wang et al., 2019): 3-D conv ST-LSTM cells with eidetic recall, patch 2.
+
+    Hyper-parameters and their defaults: `E3DLSTMConfig`.
+    """
+    return E3DLSTM(shape, E3DLSTMConfig(**overrides))

@@ -24,11 +24,8 @@ conv reads the top hidden state out to the next (patched) frame. The model runs 
 `T_in + T_out - 1` steps: it reads the `T_in` inputs, then feeds its own predictions (or, in
 training, the ground truth with the scheduled-sampling probability, see `baselines.recurrent`).
 
-Published settings (OpenSTL, WeatherBench 5.625 deg), the builder's defaults: `patch_size=2`
-(space-to-depth), `num_hidden=(128, 128, 128, 128)`, `filter_size=5`, stride 1, no layer norm,
-scheduled sampling from 1.0 falling by 2e-5 per step (`sampling_start_value`,
-`sampling_changing_rate`, in the published run's steps: eta = 0 from step 50,000 of 164,250, i.e.
-30.4% of training), loss = MSE on all `T_in + T_out - 1` generated frames, 1x1 bias-free readout.
+Published settings (OpenSTL, WeatherBench 5.625 deg): the defaults of `PredRNNConfig`, stride 1,
+no layer norm, loss = MSE on all `T_in + T_out - 1` generated frames, 1x1 bias-free readout.
 
 Schedule rule (`schedule`, as ConvLSTM, see `baselines.recurrent`): `"relative"` (the default) reads
 the published schedule as fractions of this run (step `k` of `N` counts as published step
@@ -57,26 +54,37 @@ Implementation notes:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from baselines.recurrent import (
+    RecurrentConfig,
     RecurrentForecaster,
+    ScheduledSamplingConfig,
     ScheduledSamplingForecaster,
-    check_filter_size,
-    check_patch_size,
-    check_positive_ints,
-    check_sampling_schedule,
-    check_schedule,
 )
-from benchmark.errors import ConfigError
 from benchmark.registry import register_model
 from benchmark.shapes import DataShape
 
 FORGET_BIAS = 1.0
 """Constant added to both forget gates' pre-activations, as in the reference cell (not learned)."""
+
+
+@dataclass(frozen=True)
+class PredRNNConfig(ScheduledSamplingConfig):
+    """Hyper-parameters of `predrnn`; the defaults are the published settings (OpenSTL, WeatherBench
+    5.625 deg): `patch_size=2` (space-to-depth), `num_hidden=(128, 128, 128, 128)` (one width for
+    every layer, see the module docstring), `filter_size=5`, scheduled sampling from 1.0 falling by
+    2e-5 per step (`sampling_start_value`, `sampling_changing_rate`, in the published run's steps:
+    eta = 0 from step 50,000 of 164,250, i.e. 30.4% of training), `schedule="relative"`.
+    """
+
+    model_name: ClassVar[str] = "predrnn"
+    equal_widths: ClassVar[bool] = True
+
 
 # One layer's (h, c); the state of the stack is ([(h, c) per layer], M of the top layer).
 LayerState = tuple[torch.Tensor, torch.Tensor]
@@ -129,22 +137,17 @@ class STLSTMForecaster(RecurrentForecaster):
     Shared by PredRNN and PredRNN-v2, which differ only in their training objective.
     """
 
-    def __init__(self, shape: DataShape, patch_size: int, num_hidden: Sequence[int], filter_size: int):
-        super().__init__()
-        self.shape = shape
-        self.patch_size = patch_size
-        self.hidden = num_hidden[0]
-        frame_channels = shape.channels * patch_size * patch_size
-        widths = [frame_channels, *num_hidden]
+    def __init__(self, shape: DataShape, config: RecurrentConfig):
+        super().__init__(shape, config)
         self.cells = nn.ModuleList(
-            SpatioTemporalLSTMCell(widths[k], widths[k + 1], filter_size) for k in range(len(num_hidden))
+            SpatioTemporalLSTMCell(c_in, c_out, config.filter_size) for c_in, c_out in self.layer_widths()
         )
-        self.readout = nn.Conv2d(num_hidden[-1], frame_channels, kernel_size=1, bias=False)
+        self.readout = nn.Conv2d(config.num_hidden[-1], self.frame_channels, kernel_size=1, bias=False)
 
     def _initial_state(self, frame: torch.Tensor) -> StackState:
         b, _, h, w = frame.shape
         layers = [(frame.new_zeros(b, cell.hidden, h, w), frame.new_zeros(b, cell.hidden, h, w)) for cell in self.cells]
-        return layers, frame.new_zeros(b, self.hidden, h, w)
+        return layers, frame.new_zeros(b, self.cells[-1].hidden, h, w)
 
     def advance(
         self, frame: torch.Tensor, state: StackState | None
@@ -174,34 +177,7 @@ class STLSTMForecaster(RecurrentForecaster):
 class PredRNN(STLSTMForecaster, ScheduledSamplingForecaster):
     """PredRNN: ST-LSTM stack trained with scheduled sampling on the future inputs."""
 
-    def __init__(
-        self,
-        shape: DataShape,
-        patch_size: int,
-        num_hidden: Sequence[int],
-        filter_size: int,
-        sampling_start_value: float,
-        sampling_changing_rate: float,
-        schedule: str = "relative",
-    ):
-        super().__init__(shape, patch_size, num_hidden, filter_size)
-        self.sampling_start_value = sampling_start_value
-        self.sampling_changing_rate = sampling_changing_rate
-        self.schedule = schedule
-
-
-def check_stlstm_settings(model_name: str, shape: DataShape, patch_size: int, num_hidden, filter_size) -> list[int]:
-    """Validate the settings shared by PredRNN and PredRNN-v2; return `num_hidden` as a list."""
-    check_patch_size(model_name, shape, patch_size)
-    hidden = check_positive_ints(model_name, "num_hidden", num_hidden)
-    if len(set(hidden)) != 1:
-        raise ConfigError(
-            f"Model {model_name!r}: all layers must have the same width, because the spatiotemporal memory "
-            f"M passes from each layer to the next and from the top layer to the bottom one; got "
-            f"num_hidden={list(hidden)}. Use one width for every layer, for example {[max(hidden)] * len(hidden)}."
-        )
-    check_filter_size(model_name, filter_size)
-    return hidden
+    config: PredRNNConfig
 
 
 @register_model(
@@ -209,19 +185,11 @@ def check_stlstm_settings(model_name: str, shape: DataShape, patch_size: int, nu
     family="recurrent",
     paper_name="PredRNN",
     reference_params={"12,1,32,64": 23_570_000},
+    config=PredRNNConfig,
 )
-def build_predrnn(
-    shape: DataShape,
-    *,
-    patch_size: int = 2,
-    num_hidden: Sequence[int] = (128, 128, 128, 128),
-    filter_size: int = 5,
-    sampling_start_value: float = 1.0,
-    sampling_changing_rate: float = 2e-5,
-    schedule: str = "relative",
-) -> PredRNN:
-    """PredRNN (Wang et al., 2017): stacked ST-LSTM cells, zig-zag memory, scheduled sampling, patch 2."""
-    hidden = check_stlstm_settings("predrnn", shape, patch_size, num_hidden, filter_size)
-    check_sampling_schedule("predrnn", sampling_start_value, sampling_changing_rate)
-    check_schedule("predrnn", schedule)
-    return PredRNN(shape, patch_size, hidden, filter_size, sampling_start_value, sampling_changing_rate, schedule)
+def build_predrnn(shape: DataShape, **overrides: Any) -> PredRNN:
+    """PredRNN (Wang et al., 2017): stacked ST-LSTM cells, zig-zag memory, scheduled sampling, patch 2.
+
+    Hyper-parameters and their defaults: `PredRNNConfig`.
+    """
+    return PredRNN(shape, PredRNNConfig(**overrides))

@@ -38,10 +38,8 @@ time constant of 3.04% of the run while the future one falls linearly, and (1.0,
 At evaluation (`forward`) the model reads the true inputs and then feeds its own outputs; it never
 sees the future ground truth, and the adapter is not used.
 
-Published settings (OpenSTL, WeatherBench 5.625 deg), the builder's defaults: `patch_size=2`,
-`num_hidden=(128, 128, 128, 128)`, `filter_size=5`, stride 1, no layer norm,
-`decouple_beta=0.1`, `r_sampling_step_1=25000`, `r_sampling_step_2=50000`, `r_exp_alpha=5000`,
-loss = MSE on all `T_in + T_out - 1` generated frames + the decoupling term.
+Published settings (OpenSTL, WeatherBench 5.625 deg): the defaults of `PredRNNv2Config`, stride 1,
+no layer norm, loss = MSE on all `T_in + T_out - 1` generated frames + the decoupling term.
 
 Implementation notes:
 - One adapter (a bias-free 1x1 conv, `hidden -> hidden`) is shared by the two increments and by
@@ -65,23 +63,51 @@ Implementation notes:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.predrnn import StackState, STLSTMForecaster, check_stlstm_settings
+from baselines.predrnn import StackState, STLSTMForecaster
 from baselines.recurrent import (
-    check_schedule,
+    RecurrentConfig,
     first_step_where,
     reverse_scheduled_sampling_etas,
     reverse_scheduled_sampling_mask,
 )
-from benchmark.errors import ConfigError
 from benchmark.registry import register_model
 from benchmark.shapes import DataShape
+
+
+@dataclass(frozen=True)
+class PredRNNv2Config(RecurrentConfig):
+    """Hyper-parameters of `predrnn-v2`; the defaults are the published settings (OpenSTL,
+    WeatherBench 5.625 deg): `patch_size=2`, `num_hidden=(128, 128, 128, 128)` (one width for every
+    layer, as PredRNN), `filter_size=5`, `decouple_beta=0.1` (weight of the decoupling loss, >= 0),
+    `r_sampling_step_1=25000`, `r_sampling_step_2=50000`, `r_exp_alpha=5000` (the reverse
+    scheduled-sampling steps, in the published run's steps), `schedule="relative"`.
+    """
+
+    model_name: ClassVar[str] = "predrnn-v2"
+    equal_widths: ClassVar[bool] = True
+
+    decouple_beta: float = 0.1
+    r_sampling_step_1: int = 25_000
+    r_sampling_step_2: int = 50_000
+    r_exp_alpha: float = 5_000
+
+    def validate(self) -> None:
+        """The shared checks, then the decoupling weight's and the reverse schedule's."""
+        super().validate()
+        self.require(self.decouple_beta >= 0, f"decouple_beta must be >= 0, got {self.decouple_beta}. Published: 0.1.")
+        self.require(
+            0 <= self.r_sampling_step_1 <= self.r_sampling_step_2 and self.r_exp_alpha > 0,
+            "reverse scheduled sampling needs 0 <= r_sampling_step_1 <= r_sampling_step_2 and r_exp_alpha > 0, "
+            f"got r_sampling_step_1={self.r_sampling_step_1}, r_sampling_step_2={self.r_sampling_step_2}, "
+            f"r_exp_alpha={self.r_exp_alpha}. Published: 25000, 50000, 5000.",
+        )
 
 
 def decoupling_similarity(delta_c: torch.Tensor, delta_m: torch.Tensor) -> torch.Tensor:
@@ -93,37 +119,25 @@ def decoupling_similarity(delta_c: torch.Tensor, delta_m: torch.Tensor) -> torch
 class PredRNNv2(STLSTMForecaster):
     """PredRNN-v2: ST-LSTM stack trained with a memory-decoupling loss and reverse scheduled sampling."""
 
-    def __init__(
-        self,
-        shape: DataShape,
-        patch_size: int,
-        num_hidden: Sequence[int],
-        filter_size: int,
-        decouple_beta: float,
-        r_sampling_step_1: float,
-        r_sampling_step_2: float,
-        r_exp_alpha: float,
-        schedule: str = "relative",
-    ):
-        super().__init__(shape, patch_size, num_hidden, filter_size)
-        self.adapter = nn.Conv2d(self.hidden, self.hidden, kernel_size=1, bias=False)
-        self.decouple_beta = decouple_beta
-        self.r_sampling_step_1 = r_sampling_step_1
-        self.r_sampling_step_2 = r_sampling_step_2
-        self.r_exp_alpha = r_exp_alpha
-        self.schedule = schedule
+    config: PredRNNv2Config
+
+    def __init__(self, shape: DataShape, config: PredRNNv2Config):
+        super().__init__(shape, config)
+        hidden = config.num_hidden[0]
+        self.adapter = nn.Conv2d(hidden, hidden, kernel_size=1, bias=False)
 
     def sampling_etas(self, step: int) -> tuple[float, float]:
         """`(input_eta, future_eta)` at this run's optimizer step `step`: probabilities of feeding the
         truth at an input / future step (the published schedule at `published_step(step)`)."""
+        c = self.config
         return reverse_scheduled_sampling_etas(
-            self.published_step(step), self.r_sampling_step_1, self.r_sampling_step_2, self.r_exp_alpha
+            self.published_step(step), c.r_sampling_step_1, c.r_sampling_step_2, c.r_exp_alpha
         )
 
     def resolved_schedule(self) -> dict[str, Any]:
         """`r_sampling_step_1/2` (first step of this run in the rising / final phase), `r_exp_alpha`
         in this run's steps, and the two probabilities at the run's last step."""
-        k1, k2 = self.r_sampling_step_1, self.r_sampling_step_2
+        k1, k2 = self.config.r_sampling_step_1, self.config.r_sampling_step_2
 
         def first_step_from(published: float) -> int:
             return first_step_where(lambda k: self.published_step(k) >= published, self.run_step(published))
@@ -132,7 +146,7 @@ class PredRNNv2(STLSTMForecaster):
         return {
             "r_sampling_step_1": first_step_from(k1),
             "r_sampling_step_2": first_step_from(k2),
-            "r_exp_alpha": round(self.run_step(self.r_exp_alpha), 3),
+            "r_exp_alpha": round(self.run_step(self.config.r_exp_alpha), 3),
             "sampling_eta_input_final": input_final,
             "sampling_eta_final": future_final,
         }
@@ -163,7 +177,7 @@ class PredRNNv2(STLSTMForecaster):
         pred, decouple = self.generate_with_decoupling(x, y, mask)
         target = torch.cat([x, y], dim=1)[:, 1:]
         mse = F.mse_loss(pred, target)
-        loss = mse + self.decouple_beta * decouple
+        loss = mse + self.config.decouple_beta * decouple
         future_mse = F.mse_loss(pred[:, -y.shape[1] :].detach(), y)
         return loss, {
             "mse": mse.detach(),
@@ -179,39 +193,11 @@ class PredRNNv2(STLSTMForecaster):
     family="recurrent",
     paper_name="PredRNN-v2",
     reference_params={"12,1,32,64": 23_590_000},
+    config=PredRNNv2Config,
 )
-def build_predrnn_v2(
-    shape: DataShape,
-    *,
-    patch_size: int = 2,
-    num_hidden: Sequence[int] = (128, 128, 128, 128),
-    filter_size: int = 5,
-    decouple_beta: float = 0.1,
-    r_sampling_step_1: int = 25_000,
-    r_sampling_step_2: int = 50_000,
-    r_exp_alpha: float = 5_000,
-    schedule: str = "relative",
-) -> PredRNNv2:
-    """PredRNN-v2 (Wang et al., 2022): PredRNN + memory-decoupling loss + reverse scheduled sampling."""
-    hidden = check_stlstm_settings("predrnn-v2", shape, patch_size, num_hidden, filter_size)
-    if decouple_beta < 0:
-        raise ConfigError(f"Model 'predrnn-v2': decouple_beta must be >= 0, got {decouple_beta}. Published: 0.1.")
-    if not 0 <= r_sampling_step_1 <= r_sampling_step_2 or r_exp_alpha <= 0:
-        raise ConfigError(
-            "Model 'predrnn-v2': reverse scheduled sampling needs 0 <= r_sampling_step_1 <= r_sampling_step_2 "
-            f"and r_exp_alpha > 0, got r_sampling_step_1={r_sampling_step_1}, "
-            f"r_sampling_step_2={r_sampling_step_2}, r_exp_alpha={r_exp_alpha}. "
-            "Published: 25000, 50000, 5000."
-        )
-    check_schedule("predrnn-v2", schedule)
-    return PredRNNv2(
-        shape,
-        patch_size,
-        hidden,
-        filter_size,
-        decouple_beta,
-        r_sampling_step_1,
-        r_sampling_step_2,
-        r_exp_alpha,
-        schedule,
-    )
+def build_predrnn_v2(shape: DataShape, **overrides: Any) -> PredRNNv2:
+    """PredRNN-v2 (Wang et al., 2022): PredRNN + memory-decoupling loss + reverse scheduled sampling.
+
+    Hyper-parameters and their defaults: `PredRNNv2Config`.
+    """
+    return PredRNNv2(shape, PredRNNv2Config(**overrides))

@@ -17,7 +17,12 @@ model file only has to describe its cell:
   advances its cells by one frame; the rollout knows nothing of the cells;
 - **the model surface** built on those: `RecurrentForecaster` (`generate`, `forward`) and
   `ScheduledSamplingForecaster` (`sampling_eta`, `training_loss`), so a model file holds its cell,
-  its stack and its `_step`, and nothing else.
+  its stack and its `_step`, and nothing else;
+- **the hyper-parameters** they share, as frozen config dataclasses (nanoGPT's `GPTConfig`
+  pattern): `RecurrentConfig` (`patch_size`, `num_hidden`, `filter_size`, `schedule`) and
+  `ScheduledSamplingConfig` (plus `sampling_start_value`, `sampling_changing_rate`), validated on
+  construction. Each model subclasses one with its own fields and published defaults, its model
+  takes `(shape, config)`, and its builder is `Model(shape, ModelConfig(**overrides))`.
 
 The mask is a per-step choice for each sample, shape `(B, steps)` (one Bernoulli draw decides
 for a whole frame, as in the original PredRNN and OpenSTL code); the rollout also accepts a
@@ -49,7 +54,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -73,19 +79,6 @@ are 15.2% / 30.4% (3.04%).
 
 SCHEDULES = ("relative", "absolute")
 """Values of the recurrent models' `schedule` hyper-parameter (see the module docstring)."""
-
-
-def check_patch_size(model_name: str, shape: DataShape, patch_size: int) -> None:
-    """Raise a `ConfigError` unless `patch_size` is positive and divides the frame's H and W."""
-    if patch_size < 1:
-        raise ConfigError(f"Model {model_name!r}: patch_size must be a positive integer, got {patch_size}.")
-    h, w = shape.height, shape.width
-    if h % patch_size or w % patch_size:
-        raise ConfigError(
-            f"Model {model_name!r} cuts frames into {patch_size}x{patch_size} patches, which does not "
-            f"divide the frame size {h}x{w} of shape {tuple(shape)}. Use a patch_size that divides both "
-            f"{h} and {w} (for example patch_size=1), or crop/pad the frames to a multiple of {patch_size}."
-        )
 
 
 def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
@@ -249,6 +242,13 @@ def check_sampling_schedule(model_name: str, start_value: float, changing_rate: 
         )
 
 
+def check_positive_int(model_name: str, name: str, value: Any) -> int:
+    """Return `value` if it is a positive int, or raise a `ConfigError` that names it."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"Model {model_name!r}: {name} must be a positive integer, got {value!r}.")
+    return value
+
+
 def check_positive_ints(model_name: str, name: str, values: Sequence[int] | int) -> list[int]:
     """Return `values` as a list of positive ints, or raise a `ConfigError` that names them."""
     items = [values] if isinstance(values, int) else list(values)
@@ -319,28 +319,111 @@ def check_filter_size(model_name: str, filter_size: int, published: int = 5) -> 
         )
 
 
+@dataclass(frozen=True)
+class RecurrentConfig:
+    """Hyper-parameters every recurrent baseline has; validated on construction (a `ConfigError`).
+
+    `patch_size`: the side of the space-to-depth patches (it must divide H and W, see `check`);
+    `num_hidden`: the widths of the stacked cells, bottom first (kept as a tuple);
+    `filter_size`: the gate convolutions' kernel, a positive odd integer ('same' padding);
+    `schedule`: "relative" or "absolute", how this run's steps map onto the published step
+    schedule (see the module docstring). A subclass names its model in `model_name` and sets
+    `equal_widths` where a memory passes between layers (PredRNN's zig-zag `M`).
+    """
+
+    model_name: ClassVar[str] = "recurrent"
+    equal_widths: ClassVar[bool] = False
+
+    patch_size: int = 2
+    num_hidden: tuple[int, ...] = (128, 128, 128, 128)
+    filter_size: int = 5
+    schedule: str = "relative"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def require(self, condition: bool, message: str) -> None:
+        """Raise a `ConfigError` naming the model unless `condition` holds."""
+        if not condition:
+            raise ConfigError(f"Model {self.model_name!r}: {message}")
+
+    def validate(self) -> None:
+        """Check every field that does not depend on the data's shape (that is `check`)."""
+        check_positive_int(self.model_name, "patch_size", self.patch_size)
+        hidden = check_positive_ints(self.model_name, "num_hidden", self.num_hidden)
+        # A list from a profile (or a bare int) becomes the tuple the defaults are.
+        object.__setattr__(self, "num_hidden", tuple(hidden))
+        self.require(
+            not self.equal_widths or len(set(hidden)) == 1,
+            "all layers must have the same width, because the spatiotemporal memory M passes from each "
+            f"layer to the next and from the top layer to the bottom one; got num_hidden={list(hidden)}. "
+            f"Use one width for every layer, for example {[max(hidden)] * len(hidden)}.",
+        )
+        self.validate_filter_size()
+        check_schedule(self.model_name, self.schedule)
+
+    def validate_filter_size(self) -> None:
+        """A 2-D gate kernel: a positive odd integer."""
+        check_filter_size(self.model_name, self.filter_size)
+
+    def check(self, shape: DataShape) -> None:
+        """Raise a `ConfigError` unless `patch_size` divides the frames' H and W."""
+        h, w, p = shape.height, shape.width, self.patch_size
+        self.require(
+            not (h % p or w % p),
+            f"patch_size={p} cuts frames into {p}x{p} patches, which does not divide the frame size "
+            f"{h}x{w} of shape {tuple(shape)}. Use a patch_size that divides both {h} and {w} (for "
+            f"example patch_size=1), or crop/pad the frames to a multiple of {p}.",
+        )
+
+
+@dataclass(frozen=True)
+class ScheduledSamplingConfig(RecurrentConfig):
+    """`RecurrentConfig` plus scheduled sampling: `eta = max(0, sampling_start_value -
+    k * sampling_changing_rate)` at published step `k` (the start in [0, 1], the rate >= 0)."""
+
+    sampling_start_value: float = 1.0
+    sampling_changing_rate: float = 2e-5
+
+    def validate(self) -> None:
+        """The shared checks, then the sampling schedule's."""
+        super().validate()
+        check_sampling_schedule(self.model_name, self.sampling_start_value, self.sampling_changing_rate)
+
+
 class RecurrentForecaster(ForecastModel):
     """Base of the recurrent baselines: patch the frames, roll a one-frame step over time, unpatch.
 
-    A subclass sets `shape` (its `DataShape`) and `patch_size`, and implements
-    `_step(frame, state) -> (next_frame, state)` on patched frames (state `None` at the start).
-    It also sets `schedule` ("relative" or "absolute"); `plan_schedule` fixes the run length that
+    Built from `(shape, config)`: `config` (a `RecurrentConfig`) is checked against `shape` and
+    kept as `self.config`, which the shared code reads (`patch_size`, `schedule`). A subclass
+    builds its cells (`layer_widths`) and implements `_step(frame, state) -> (next_frame, state)`
+    on patched frames (state `None` at the start). `plan_schedule` fixes the run length that
     `published_step` maps this run's optimizer steps with (the one mapping all four models share),
     and a subclass with a step schedule describes it in `resolved_schedule`.
     """
 
-    shape: DataShape
-    patch_size: int
-    schedule: str = "relative"
+    config: RecurrentConfig
     planned_total_steps: int | None = None  # a plain attribute: never in the state_dict
+
+    def __init__(self, shape: DataShape, config: RecurrentConfig):
+        super().__init__()
+        shape = DataShape(*shape)
+        config.check(shape)
+        self.shape, self.config = shape, config
+        self.frame_channels = shape.channels * config.patch_size**2  # channels of a patched frame
+
+    def layer_widths(self) -> list[tuple[int, int]]:
+        """`(in, out)` channels of each stacked cell, bottom first: the patched frame feeds the first."""
+        widths = [self.frame_channels, *self.config.num_hidden]
+        return list(zip(widths[:-1], widths[1:], strict=True))
 
     def published_step(self, step: float) -> float:
         """The published-schedule step that this run's optimizer step `step` stands for."""
-        return published_step(step, self.planned_total_steps, self.schedule)
+        return published_step(step, self.planned_total_steps, self.config.schedule)
 
     def run_step(self, published: float) -> float:
         """Inverse of `published_step`: the (fractional) step of this run that `published` falls on."""
-        return run_step(published, self.planned_total_steps, self.schedule)
+        return run_step(published, self.planned_total_steps, self.config.schedule)
 
     def run_length(self) -> int:
         """The run length the schedule is resolved for: the planned one, else `REFERENCE_TOTAL_STEPS`."""
@@ -350,7 +433,7 @@ class RecurrentForecaster(ForecastModel):
         """Fix the run length; return the schedule resolved in this run's optimizer steps."""
         self.planned_total_steps = check_total_steps(total_steps)
         return {
-            "schedule": self.schedule,
+            "schedule": self.config.schedule,
             "total_steps": self.planned_total_steps,
             "reference_total_steps": REFERENCE_TOTAL_STEPS,
             **self.resolved_schedule(),
@@ -364,7 +447,7 @@ class RecurrentForecaster(ForecastModel):
         self, x: torch.Tensor, y: torch.Tensor | None, truth_mask: torch.Tensor | None, step_fn: StepFn
     ) -> torch.Tensor:
         """Run `step_fn` over `T_in + T_out - 1` steps on patched frames; return unpatched outputs."""
-        p = self.patch_size
+        p = self.config.patch_size
         frames = x if y is None else torch.cat([x, y], dim=1)
         n_steps = x.shape[1] + self.shape.t_out - 1
         out, _ = autoregressive_rollout(step_fn, None, patchify(frames, p), n_steps, truth_mask)
@@ -387,20 +470,21 @@ class RecurrentForecaster(ForecastModel):
 
 class ScheduledSamplingForecaster(RecurrentForecaster):
     """A recurrent forecaster trained with scheduled sampling on its future inputs (ConvLSTM,
-    PredRNN, E3D-LSTM). A subclass sets `sampling_start_value`, `sampling_changing_rate` (published
-    steps) and `schedule`; it may override `frame_loss` (E3D-LSTM adds an L1 term)."""
+    PredRNN, E3D-LSTM), from a `ScheduledSamplingConfig`; it may override `frame_loss` (E3D-LSTM
+    adds an L1 term)."""
 
-    sampling_start_value: float
-    sampling_changing_rate: float
+    config: ScheduledSamplingConfig
 
     def sampling_eta(self, step: int) -> float:
         """Scheduled-sampling probability of feeding the ground truth at this run's optimizer step `step`."""
-        return scheduled_sampling_eta(self.published_step(step), self.sampling_start_value, self.sampling_changing_rate)
+        return scheduled_sampling_eta(
+            self.published_step(step), self.config.sampling_start_value, self.config.sampling_changing_rate
+        )
 
     def resolved_schedule(self) -> dict[str, Any]:
         """`sampling_eta_start`, `sampling_eta_zero_at_step` (first step of this run with eta = 0, None
         if never) and `sampling_eta_final` (eta at the run's last step)."""
-        start, rate = self.sampling_start_value, self.sampling_changing_rate
+        start, rate = self.config.sampling_start_value, self.config.sampling_changing_rate
         if start <= 0:
             zero_at: int | None = 0
         elif rate > 0:

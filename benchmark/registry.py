@@ -1,15 +1,14 @@
 """Model registry: one name per model variant, each bound to a builder function.
 
-Model files register themselves with the `register_model` decorator (the timm pattern):
+Model files register themselves with the `register_model` decorator (the timm pattern), most
+with one config dataclass of hyper-parameters (nanoGPT's `GPTConfig` pattern):
 
-    @register_model("convlstm", family="recurrent", paper_name="ConvLSTM")
-    def build_convlstm(shape: DataShape, num_hidden=(128, 128, 128, 128), ...) -> nn.Module:
-        ...
+    @register_model("convlstm", family="recurrent", paper_name="ConvLSTM", config=ConvLSTMConfig)
+    def build_convlstm(shape: DataShape, **overrides) -> ConvLSTM:
+        return ConvLSTM(shape, ConvLSTMConfig(**overrides))
 
-The builder's keyword defaults are the published (`paper`-profile) settings; profiles override
-them. A builder that takes its hyper-parameters as one config dataclass (nanoGPT's `GPTConfig`
-pattern, `build(shape, **overrides) -> Model(shape, Config(**overrides))`) registers it with
-`config=Config`, and the dataclass's field defaults are then the published settings. The
+The config's field defaults (or, for a builder registered without `config=`, its keyword
+defaults) are the published (`paper`-profile) settings; profiles override them. The
 packages listed in `MODEL_PACKAGES` are imported on first lookup, so adding a model is one new
 file plus one import line in its package's `__init__.py`. Models from outside the repository
 register the same way, from a plugin file or module (`bench --plugin`) or an installed package's

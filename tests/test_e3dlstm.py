@@ -104,7 +104,7 @@ def test_recall_is_softmax_attention_over_the_history():
 
 def _roll(model: E3DLSTM, x: torch.Tensor):
     """Step the model through the patched frames of `x`, returning every state."""
-    frames = patchify(x, model.patch_size)
+    frames = patchify(x, model.config.patch_size)
     state, states = None, []
     for t in range(frames.shape[1]):
         _, state = model._step(frames[:, t], state)
@@ -134,7 +134,7 @@ def test_an_earlier_frame_reaches_the_output_through_the_recall():
     x_changed[:, 0] += 1.0
     for tau, reaches in [(3, True), (1, False)]:  # tau=1 keeps only the current C: nothing older
         model = _tiny((4, 1, 1, 8, 8), tau=tau).eval()
-        last = patchify(x, model.patch_size)[:, 3]
+        last = patchify(x, model.config.patch_size)[:, 3]
         with torch.no_grad():
             state = _roll(model, x[:, :3])[-1]
             other = _roll(model, x_changed[:, :3])[-1]
