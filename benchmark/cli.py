@@ -78,6 +78,18 @@ def _int_list(text: str | None, what: str) -> list[int]:
         raise BenchError(f"{what} must be comma-separated integers such as 1,10,20 (got {text!r}).") from None
 
 
+def _pred_len_list(text: str) -> list[int]:
+    """`--pred-lens 3,6,12` as `[3, 6, 12]`; a ConfigError for anything but comma-separated whole numbers
+    (`plan_runs` checks that they are positive and distinct)."""
+    from benchmark.errors import ConfigError
+
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise ConfigError(f"--pred-lens must be comma-separated prediction lengths in frames, such as 3,6,12 "
+                          f"(got {text!r}).") from None
+
+
 class TableFormat(str, Enum):
     csv = "csv"
     latex = "latex"
@@ -100,6 +112,9 @@ def run(
     epochs: int | None = typer.Option(None, "--epochs", help="Override train.epochs."),
     eval_at: str | None = typer.Option(None, "--eval-at", help="Also score the test split after these epochs."),
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds; one run per seed."),
+    pred_lens: str | None = typer.Option(None, "--pred-lens",
+                                         help="Comma-separated prediction lengths (data.t_out), e.g. 3,6,12; one "
+                                              "run per length (the runs of --set data.t_out=L; not with it)."),
     results: Path = typer.Option(Path("results"), "--results", help="Folder of run records."),
     data_root: Path | None = typer.Option(None, "--data-root", help="Override data.root (dataset folder)."),
     set_: list[str] = typer.Option([], "--set", help="Override any key: section.key=value (train/data/model)."),
@@ -123,7 +138,8 @@ def run(
     if data_root is not None:
         overrides.setdefault("data", {})["root"] = str(data_root)
     seed_list = _int_list(seeds, "--seeds") or [0]
-    configs = plan_runs(models, dataset, profile, seed_list, overrides)
+    length_list = None if pred_lens is None else _pred_len_list(pred_lens)
+    configs = plan_runs(models, dataset, profile, seed_list, overrides, pred_lens=length_list)
     if dry_run:
         from benchmark.runner import DataCache, describe_plan
 
@@ -143,7 +159,8 @@ def run(
     show_progress = (sys.stdout.isatty() if progress is None else progress) and plan.jobs == 1
 
     def on_event(kind: str, index: int, config: Any, payload: Any) -> None:
-        where = f"[{index + 1}/{len(configs)}] {config.model} on {config.dataset} (seed {config.seed})"
+        length = f", T_out {config.t_out}" if length_list is not None else ""
+        where = f"[{index + 1}/{len(configs)}] {config.model} on {config.dataset} (seed {config.seed}{length})"
         if kind == "start":
             console.print(f"[bold cyan]>[/] {where} ...")
         elif kind == "done" and payload is not None:  # (None: a non-first DDP process, which stores nothing)

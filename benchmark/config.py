@@ -9,7 +9,8 @@ Precedence, lowest first (later layers overwrite earlier ones, key by key):
   2. the profile's top-level `train:` / `data:` sections;
   3. the profile's `datasets: <name>:` entry, then `datasets: <name:task>:`;
   4. the profile's `models: <model>:` entry, then its `datasets: <name>:` and `<name:task>:`;
-  5. the command line (`--epochs`, `--eval-at`, `--data-root`, `--set section.key=value`).
+  5. the command line (`--epochs`, `--eval-at`, `--data-root`, `--set section.key=value`;
+     `--pred-lens` sets `data.t_out` here, one run per length).
 `bench run --dry-run` prints the result of this resolution for every run.
 
 Data keys: each dataset declares the keys it reads (its settings dataclass, registered with it).

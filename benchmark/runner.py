@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from benchmark.config import RunConfig, load_profile, resolve_run
+from benchmark.config import RunConfig, deep_merge, load_profile, resolve_run
 from benchmark.data.base import ForecastData
 from benchmark.data.registry import load_dataset, resolve_dataset_names
 from benchmark.errors import BenchError, ConfigError, DataError, UnknownNameError
@@ -50,19 +50,50 @@ def plan_runs(
     profile: str,
     seeds: list[int],
     overrides: dict[str, dict[str, Any]] | None = None,
+    pred_lens: list[int] | None = None,
 ) -> list[RunConfig]:
-    """Every (dataset, model, seed) run of a sweep, fully resolved, in execution order."""
+    """Every (dataset, model, pred_len, seed) run of a sweep, fully resolved, in execution order.
+
+    `pred_lens` (`bench run --pred-lens`): one run per prediction length, each with `data.t_out` set
+    at command-line precedence, so its run id is that of the same run with `--set data.t_out=L`.
+    None: no such axis (t_out as the profile and `overrides` give it). Every run is resolved (and its
+    data settings checked, e.g. a length a CHDL sequence cannot hold) before any run starts.
+    """
     model_names = resolve_model_names(models)
     dataset_names = resolve_dataset_names(datasets)
     if not dataset_names:
         raise BenchError("No dataset given. Pass --dataset NAME[:task]; `bench datasets` lists them.")
     profile_values = load_profile(profile)
+    length_overrides = [overrides] if pred_lens is None else [
+        deep_merge(overrides or {}, {"data": {"t_out": length}}) for length in check_pred_lens(pred_lens, overrides)]
     return [
-        resolve_run(profile, model, dataset, seed, overrides, profile=profile_values)
+        resolve_run(profile, model, dataset, seed, run_overrides, profile=profile_values)
         for dataset in dataset_names
         for model in model_names
+        for run_overrides in length_overrides
         for seed in seeds
     ]
+
+
+def check_pred_lens(pred_lens: list[int], overrides: dict[str, dict[str, Any]] | None = None) -> list[int]:
+    """`pred_lens` when they are distinct positive integers and `overrides` sets no `data.t_out`;
+    a `ConfigError` otherwise (duplicates are refused, not merged)."""
+    if not pred_lens:
+        raise ConfigError("--pred-lens needs at least one prediction length, for example --pred-lens 3,6,12.")
+    bad = [length for length in pred_lens if isinstance(length, bool) or not isinstance(length, int) or length < 1]
+    if bad:
+        raise ConfigError(f"--pred-lens takes positive whole numbers of frames (data.t_out), for example "
+                          f"--pred-lens 3,6,12; {', '.join(repr(b) for b in bad)} "
+                          f"{'is not one' if len(bad) == 1 else 'are not'}.")
+    repeated = sorted({length for length in pred_lens if pred_lens.count(length) > 1})
+    if repeated:
+        raise ConfigError(f"--pred-lens lists {', '.join(map(str, repeated))} more than once; give each "
+                          "prediction length once (a repeated length would be the same run).")
+    if "t_out" in ((overrides or {}).get("data") or {}):
+        raise ConfigError(f"Both --pred-lens and --set data.t_out={overrides['data']['t_out']} set the prediction "
+                          "length; use one of them: --pred-lens L1,L2,... for a sweep, --set data.t_out=L for one "
+                          "length.")
+    return list(pred_lens)
 
 
 def _git_commit() -> str | None:
