@@ -1,8 +1,12 @@
 """The paper's tables as pure functions of run records: main table, epoch sweep, length sweep.
 
-Each builder takes the long DataFrame of `records.records_to_frame` and returns a wide
-DataFrame of means over seeds (and a matching one of standard deviations). `render` writes a
-table as CSV (numbers), LaTeX (pandas Styler: mean ± std, best bold) and Markdown.
+Each builder takes the long DataFrame of `records.records_to_frame` and returns a `Table`: wide
+DataFrames of the means over seeds, their sample standard deviations and the seed counts, from which
+the 95% confidence interval of the mean follows (Student t over seeds: mean ± t_{0.975, n-1} * std /
+sqrt(n); one seed gives no interval, its std and interval bounds are NaN). `render` writes a table as
+CSV (per cell: mean, std, n, ci_low, ci_high), LaTeX (pandas Styler: mean ± CI half-width, best mean
+bold) and Markdown; the caption says over how many seeds, and a cell whose count differs from the
+table's usual one says `(n=k)`.
 
 Which runs fill a cell: for each (model, dataset) -- and T_out for the length sweep -- the runs of
 the most recently finished configuration; runs of that configuration that differ only by seed
@@ -19,7 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 LOWER_IS_BETTER = {"mse": True, "mae": True, "rmse": True, "lat_rmse": True, "ssim": False, "psnr": False}
 METRIC_LABELS = {"mse": "MSE", "mae": "MAE", "rmse": "RMSE", "lat_rmse": "RMSE (lat-w.)", "ssim": "SSIM",
@@ -27,11 +33,28 @@ METRIC_LABELS = {"mse": "MSE", "mae": "MAE", "rmse": "RMSE", "lat_rmse": "RMSE (
 FORMATS = ("csv", "latex", "markdown")
 BASELINE_MODEL = "persistence"
 FAMILY_ORDER = ("reference", "recurrent", "cnn", "physics-guided", "mamba-diffusion")
+CI_LEVEL = 0.95  # two-sided confidence level of the interval over seeds
+CSV_STATS = ("mean", "std", "n", "ci_low", "ci_high")
+
+
+def ci_half_width(std: object, n: object, level: float = CI_LEVEL) -> object:
+    """Half-width of the two-sided `level` confidence interval of a mean over `n` seeds (Student t).
+
+    `t_{(1+level)/2, n-1} * std / sqrt(n)` with `std` the sample standard deviation (ddof=1);
+    NaN where n < 2 (one seed: no interval). Works elementwise on scalars, arrays and DataFrames.
+    """
+    n_values = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df = np.where(n_values >= 2, n_values - 1, np.nan)
+        width = stats.t.ppf(0.5 + level / 2, df) * np.asarray(std, dtype=float) / np.sqrt(n_values)
+    if isinstance(std, pd.DataFrame):
+        return pd.DataFrame(width, index=std.index, columns=std.columns)
+    return width if np.ndim(width) else float(width)
 
 
 @dataclass
 class Table:
-    """A rendered-ready table: means, standard deviations, seed counts and a caption."""
+    """A rendered-ready table: means, standard deviations (NaN with one seed), seed counts and a caption."""
 
     name: str
     mean: pd.DataFrame
@@ -46,6 +69,46 @@ class Table:
     def empty(self) -> bool:
         """True when no record matched."""
         return self.mean.empty
+
+    @property
+    def half_width(self) -> pd.DataFrame:
+        """Half-width of each cell's 95% confidence interval over seeds (Student t); NaN with one seed."""
+        return ci_half_width(self.std, self.seeds)
+
+    @property
+    def ci_low(self) -> pd.DataFrame:
+        return self.mean - self.half_width
+
+    @property
+    def ci_high(self) -> pd.DataFrame:
+        return self.mean + self.half_width
+
+    @property
+    def usual_seeds(self) -> int | None:
+        """The table's usual seed count, `usual_seeds(seeds)`."""
+        return usual_seeds(self.seeds)
+
+
+def usual_seeds(seeds: pd.DataFrame) -> int | None:
+    """The most common seed count over the filled cells (ties: the larger); None for an empty table."""
+    counts = pd.Series(seeds.to_numpy().ravel()).dropna().astype(int)
+    if counts.empty:
+        return None
+    frequency = counts.value_counts()
+    return int(max(frequency.index, key=lambda k: (frequency[k], k)))
+
+
+def seed_note(seeds: pd.DataFrame) -> str:
+    """The caption's sentence on seeds and the interval: how many seeds, what ± means, what (n=k) means."""
+    usual = usual_seeds(seeds)
+    if usual is None:
+        return ""
+    interval = f"± : {CI_LEVEL:.0%} confidence interval of the mean over"
+    if set(pd.Series(seeds.to_numpy().ravel()).dropna().astype(int)) == {usual}:
+        return (f"{interval} {usual} seeds (Student t)." if usual > 1 else
+                "One seed per cell: no confidence interval.")
+    return (f"{interval} the seeds (Student t); {usual} seed{'s' if usual > 1 else ''} per cell unless "
+            "it says (n=k); one seed gives no interval.")
 
 
 def _latest_configuration(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -67,8 +130,8 @@ def _select(frame: pd.DataFrame, space: str, metrics: list[str], profile: str | 
 
 def _pivot(rows: pd.DataFrame, index: list[str], columns: list[str], metrics: list[str]) -> tuple[pd.DataFrame, ...]:
     grouped = rows.groupby(index + columns)["value"]
-    stats = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1).fillna(0.0), "n": grouped.count()})
-    wide = {k: stats[k].unstack(columns) for k in ("mean", "std", "n")}
+    cells = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1), "n": grouped.count()})
+    wide = {k: cells[k].unstack(columns) for k in ("mean", "std", "n")}
     order = [m for m in metrics if m in set(rows["metric"])]
     for key, table in wide.items():
         table = table.reindex(columns=sorted(table.columns, key=lambda c: (*c[:-1], order.index(c[-1]))))
@@ -124,6 +187,11 @@ def budget_rule(rows: pd.DataFrame) -> str:
     return f"Unequal budgets -- {'; '.join(parts)}."
 
 
+def _sentences(*parts: str) -> str:
+    """A caption from its sentences, the empty ones left out."""
+    return " ".join(p for p in parts if p)
+
+
 def main_table(frame: pd.DataFrame, space: str = "normalized", metrics: list[str] | None = None,
                profile: str | None = None) -> Table:
     """Rows: models; columns: dataset x metric; the best-checkpoint test scores."""
@@ -132,9 +200,10 @@ def main_table(frame: pd.DataFrame, space: str = "normalized", metrics: list[str
     rows = _latest_configuration(rows, ["model", "dataset"])
     mean, std, n = _in_model_order(_pivot(rows, ["model"], ["dataset", "metric"], metrics), rows)
     improving = set(rows.loc[rows["still_improving"].astype(bool), "model"])
-    caption = (f"Test scores of the best-validation checkpoint, {space} units, per-pixel means "
-               f"(mean ± std over seeds). {budget_rule(rows)} † : not better than persistence on MSE. "
-               f"‡ : still improving (its best validation epoch is its last: budget-bound).")
+    caption = _sentences(f"Test scores of the best-validation checkpoint, {space} units, per-pixel means, "
+                         "averaged over seeds.", seed_note(n), budget_rule(rows),
+                         "† : not better than persistence on MSE.",
+                         "‡ : still improving (its best validation epoch is its last: budget-bound).")
     return Table("main", mean, std, n, caption, _flag_not_beating_persistence(mean), improving=improving)
 
 
@@ -146,7 +215,8 @@ def epoch_sweep_table(frame: pd.DataFrame, space: str = "normalized", metrics: l
     rows = _latest_configuration(rows, ["model", "dataset"]).copy()
     rows["epoch"] = rows["epoch"].astype(int)
     mean, std, n = _in_model_order(_pivot(rows, ["dataset", "model"], ["epoch", "metric"], metrics), rows)
-    caption = f"Test scores after N training epochs (--eval-at), {space} units (mean ± std over seeds)."
+    caption = _sentences(f"Test scores after N training epochs (--eval-at), {space} units, averaged over seeds.",
+                         seed_note(n))
     return Table("epoch_sweep", mean, std, n, caption, set(), column_prefix="epoch ")
 
 
@@ -157,7 +227,8 @@ def length_sweep_table(frame: pd.DataFrame, space: str = "normalized", metrics: 
     rows = _select(frame[frame["epoch"] == "best"], space, metrics, profile)
     rows = _latest_configuration(rows, ["model", "dataset", "t_out"])
     mean, std, n = _in_model_order(_pivot(rows, ["dataset", "model"], ["t_out", "metric"], metrics), rows)
-    caption = f"Test scores by prediction length T_out, {space} units (mean ± std over seeds)."
+    caption = _sentences(f"Test scores by prediction length T_out, {space} units, averaged over seeds.",
+                         seed_note(n))
     return Table("length_sweep", mean, std, n, caption, set(), column_prefix="T_out=")
 
 
@@ -176,8 +247,11 @@ def _best_per_column(mean: pd.DataFrame) -> pd.DataFrame:
 
 
 def formatted(table: Table, bold: tuple[str, str] = ("", "")) -> pd.DataFrame:
-    """Cells as text: `mean ± std` (std only with several seeds), best per column wrapped in `bold`."""
+    """Cells as text: `mean ± CI half-width` (several seeds; one seed: the mean alone), best mean per column
+    wrapped in `bold`; `(n=k)` after a cell whose seed count k is not the table's usual one (the caption's)."""
     best = _best_per_column(table.mean)
+    half_width = table.half_width
+    usual = table.usual_seeds
 
     def cell(row: object, column: object) -> str:
         value = table.mean.at[row, column]
@@ -185,10 +259,13 @@ def formatted(table: Table, bold: tuple[str, str] = ("", "")) -> pd.DataFrame:
             return "–"
         digits = 4 if column[-1] in ("ssim",) else 2 if column[-1] == "psnr" else 4
         text = f"{value:.{digits}g}" if column[-1] not in ("ssim", "psnr") else f"{value:.{digits}f}"
-        if table.seeds.at[row, column] > 1:
-            std = table.std.at[row, column]
-            text += f" ± {std:.2g}" if column[-1] not in ("ssim", "psnr") else f" ± {std:.{digits}f}"
-        return f"{bold[0]}{text}{bold[1]}" if best.at[row, column] else text
+        width = half_width.at[row, column]
+        if pd.notna(width):
+            text += f" ± {width:.2g}" if column[-1] not in ("ssim", "psnr") else f" ± {width:.{digits}f}"
+        if best.at[row, column]:
+            text = f"{bold[0]}{text}{bold[1]}"
+        seeds = int(table.seeds.at[row, column])
+        return text if seeds == usual else f"{text} (n={seeds})"
 
     text = pd.DataFrame({c: [cell(r, c) for r in table.mean.index] for c in table.mean.columns},
                         index=table.mean.index)
@@ -243,6 +320,20 @@ def to_latex(table: Table) -> str:
                            environment="table")
 
 
+def to_csv_frame(table: Table) -> pd.DataFrame:
+    """The numbers of `table`, five columns per cell: `<column>/<metric>/{mean,std,n,ci_low,ci_high}`.
+
+    std, ci_low and ci_high are NaN (empty in the CSV) for a cell over one seed; n is empty where a model
+    has no score for that column.
+    """
+    values = {"mean": table.mean, "std": table.std, "n": table.seeds.astype("Int64"), "ci_low": table.ci_low,
+              "ci_high": table.ci_high}
+    numbers = pd.DataFrame({f"{'/'.join(map(str, c))}/{key}": values[key][c]
+                            for c in table.mean.columns for key in CSV_STATS}, index=table.mean.index)
+    numbers.index.names = table.mean.index.names
+    return numbers
+
+
 def render(table: Table, out_dir: Path, formats: tuple[str, ...] = FORMATS, suffix: str = "") -> list[Path]:
     """Write `table` in each of `formats` to `out_dir/<name><suffix>.{csv,tex,md}`; returns the paths."""
     out_dir = Path(out_dir)
@@ -251,11 +342,7 @@ def render(table: Table, out_dir: Path, formats: tuple[str, ...] = FORMATS, suff
     stem = f"{table.name}{suffix}"
     if "csv" in formats:
         path = out_dir / f"{stem}.csv"
-        numbers = table.mean.copy()
-        numbers.columns = ["/".join(map(str, c)) for c in numbers.columns]
-        stds = table.std.copy()
-        stds.columns = [f"{'/'.join(map(str, c))}/std" for c in stds.columns]
-        pd.concat([numbers, stds], axis=1).to_csv(path)
+        to_csv_frame(table).to_csv(path)
         written.append(path)
     if "latex" in formats:
         path = out_dir / f"{stem}.tex"

@@ -162,7 +162,10 @@ def test_main_table_averages_seeds_and_flags_models_worse_than_persistence(resul
     assert list(table.mean.index) == ["persistence", "convlstm", "simvp"]
     assert table.flagged == {"simvp"}
     markdown = tables.to_markdown(table)
-    assert "**0.25 ± 0.071**" in markdown and "simvp †" in markdown
+    # ± is the 95% CI half-width, t(0.975, 1) * 0.0707 / sqrt(2) = 0.635, not the std 0.071; most cells
+    # here are single runs, so the two-seed cell says its count
+    assert "**0.25 ± 0.64** (n=2)" in markdown and "simvp †" in markdown and "0.071" not in markdown
+    assert "1 seed per cell unless it says (n=k)" in table.caption
 
 
 def test_rows_follow_the_family_order_the_records_store(tmp_path, monkeypatch):
@@ -209,7 +212,7 @@ def test_render_all_three_formats(results, tmp_path):
     written = tables.render(table, tmp_path / "out", suffix="_physical")
     assert sorted(p.name for p in written) == ["main_physical.csv", "main_physical.md", "main_physical.tex"]
     csv = pd.read_csv(tmp_path / "out" / "main_physical.csv", index_col=0)
-    assert csv.loc["convlstm", "synthetic-weather:t2m/mse"] == pytest.approx(1.0)  # 4 x 0.25 in physical units
+    assert csv.loc["convlstm", "synthetic-weather:t2m/mse/mean"] == pytest.approx(1.0)  # 4 x 0.25 physical
     latex = (tmp_path / "out" / "main_physical.tex").read_text()
     assert "\\begin{tabular}" in latex and "\\toprule" in latex and "\\textbf{" in latex
     assert "$\\pm$" in latex and "synthetic-weather:t2m" in latex
@@ -243,3 +246,84 @@ def test_caption_names_unequal_budgets(tmp_path):
     write_record(folder, record)
     caption = main_table(records_to_frame(load_records(folder))).caption
     assert "Unequal budgets -- 2 epochs at batch 4: convlstm; 5 epochs at batch 4: simvp." in caption
+
+
+def test_ci_half_width_is_student_t_over_seeds():
+    # values 1, 2, 3: mean 2, std 1, half-width t(0.975, 2) * 1 / sqrt(3) = 4.3027 / 1.7321
+    assert tables.ci_half_width(pd.Series([1.0, 2.0, 3.0]).std(), 3) == pytest.approx(2.4841377, rel=1e-6)
+    assert tables.ci_half_width(0.1, 2) == pytest.approx(12.7062047 * 0.1 / 2 ** 0.5, rel=1e-6)
+    assert pd.isna(tables.ci_half_width(0.0, 1)) and pd.isna(tables.ci_half_width(float("nan"), 1))
+    widths = tables.ci_half_width(pd.DataFrame({"a": [1.0, 1.0]}), pd.DataFrame({"a": [3, 1]}))
+    assert widths["a"][0] == pytest.approx(2.4841377, rel=1e-6) and pd.isna(widths["a"][1])
+
+
+@pytest.fixture
+def three_seeds(tmp_path):
+    """convlstm and simvp over seeds 0-2 (MSE 0.1, 0.2, 0.3 for both), persistence once (MSE 0.5)."""
+    folder = tmp_path / "three-seeds"
+    write_record(folder, fake_record("persistence", 0.5))
+    for seed, mse in enumerate((0.1, 0.2, 0.3)):
+        write_record(folder, fake_record("convlstm", mse, seed=seed, eval_at={1: mse + 0.1}))
+        write_record(folder, fake_record("simvp", mse + 0.05, seed=seed, eval_at={1: mse + 0.2}))
+    return records_to_frame(load_records(folder))
+
+
+def test_cells_show_the_95_ci_over_seeds_not_the_std(three_seeds, tmp_path):
+    table = tables.main_table(three_seeds)
+    cell = ("synthetic-weather:t2m", "mse")
+    assert table.mean.loc["convlstm", cell] == pytest.approx(0.2)
+    assert table.std.loc["convlstm", cell] == pytest.approx(0.1) and table.seeds.loc["convlstm", cell] == 3
+    assert table.half_width.loc["convlstm", cell] == pytest.approx(0.24841377, rel=1e-6)
+    assert table.ci_low.loc["convlstm", cell] == pytest.approx(0.2 - 0.24841377, rel=1e-6)
+    assert table.ci_high.loc["convlstm", cell] == pytest.approx(0.2 + 0.24841377, rel=1e-6)
+    # one seed: no interval (std and bounds NaN), the mean alone
+    assert table.seeds.loc["persistence", cell] == 1
+    assert all(pd.isna(t.loc["persistence", cell]) for t in (table.std, table.half_width, table.ci_low,
+                                                              table.ci_high))
+    assert table.usual_seeds == 3
+    assert ("± : 95% confidence interval of the mean over the seeds (Student t); 3 seeds per cell unless it "
+            "says (n=k)") in table.caption
+    assert "Every learned model: 2 epochs at batch 4" in table.caption and "† :" in table.caption
+
+    markdown = tables.to_markdown(table)
+    # best (by mean) still bold; SSIM half-width 0.2484 with the SSIM digits, not the std 0.1000
+    assert "**0.2 ± 0.25**" in markdown and "**0.8000 ± 0.2484**" in markdown and "0.1000" not in markdown
+    assert "| persistence | 0.5 (n=1) " in markdown and "± 0.1 " not in markdown
+    latex = tables.to_latex(table)
+    assert "\\textbf{0.2 $\\pm$ 0.25}" in latex and "0.5 (n=1)" in latex and "95\\% confidence" in latex
+    assert "\\toprule" in latex and "\\bottomrule" in latex and "±" not in latex
+
+    tables.render(table, tmp_path / "out", formats=("csv",))
+    csv = pd.read_csv(tmp_path / "out" / "main.csv", index_col=0)
+    stats = [f"synthetic-weather:t2m/{m}/{k}" for m in ("mse", "mae", "ssim") for k in tables.CSV_STATS]
+    assert list(csv.columns) == stats and csv.index.name == "model"
+    convlstm = csv.loc["convlstm"]
+    assert convlstm["synthetic-weather:t2m/mse/mean"] == pytest.approx(0.2)
+    assert convlstm["synthetic-weather:t2m/mse/std"] == pytest.approx(0.1)
+    assert convlstm["synthetic-weather:t2m/mse/n"] == 3
+    assert convlstm["synthetic-weather:t2m/mse/ci_low"] == pytest.approx(-0.04841377, rel=1e-5)
+    assert convlstm["synthetic-weather:t2m/mse/ci_high"] == pytest.approx(0.44841377, rel=1e-6)
+    assert convlstm["synthetic-weather:t2m/ssim/ci_high"] == pytest.approx(0.8 + 0.24841377, rel=1e-6)
+    persistence = csv.loc["persistence"]
+    assert persistence["synthetic-weather:t2m/mse/mean"] == pytest.approx(0.5)
+    assert persistence["synthetic-weather:t2m/mse/n"] == 1
+    assert persistence[[f"synthetic-weather:t2m/mse/{k}" for k in ("std", "ci_low", "ci_high")]].isna().all()
+
+
+def test_captions_state_the_seed_count_once_when_every_cell_shares_it(three_seeds):
+    learned = three_seeds[three_seeds.model != "persistence"]
+    main = tables.main_table(learned)
+    assert "± : 95% confidence interval of the mean over 3 seeds (Student t)." in main.caption
+    markdown = tables.to_markdown(main)
+    assert "(n=" not in markdown.split("\n", 1)[1] and "**0.2 ± 0.25**" in markdown
+    sweep = tables.epoch_sweep_table(learned)
+    assert sweep.caption.startswith("Test scores after N training epochs (--eval-at), normalized units")
+    assert "over 3 seeds (Student t)." in sweep.caption
+    assert sweep.half_width.loc[("synthetic-weather:t2m", "convlstm"), (1, "mse")] == pytest.approx(0.24841377,
+                                                                                                   rel=1e-6)
+    lengths = tables.length_sweep_table(learned)
+    assert lengths.caption.startswith("Test scores by prediction length T_out") and "3 seeds" in lengths.caption
+    assert "T_out=3 / MSE ↓" in tables.to_markdown(lengths)
+    single = tables.main_table(three_seeds[three_seeds.seed == 0])
+    assert "One seed per cell: no confidence interval." in single.caption
+    assert "±" not in tables.to_markdown(single).split("\n", 1)[1]
