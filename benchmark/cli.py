@@ -196,6 +196,12 @@ def table(
                                        help="With --datasets: which datasets (default: weatherbench, chdl "
                                             "and their generated stand-ins)."),
     data_root: Path | None = typer.Option(None, "--data-root", help="With --datasets: override data.root."),
+    significance: bool = typer.Option(False, "--significance",
+                                      help="Paired tests of DIFFUMA against each baseline on the same test "
+                                           "samples (Holm-adjusted over the baselines)."),
+    compare: str | None = typer.Option(None, "--compare",
+                                       help="'paper': ours beside the paper's Table 2 (main), 3-4 (--epoch-sweep) "
+                                            "or 5 (--length-sweep), with relative differences and Kendall's tau."),
 ) -> None:
     """Render the paper's tables from the stored run records (Table 1 from the data itself)."""
     from benchmark import tables
@@ -215,15 +221,43 @@ def table(
     unknown = sorted(set(wanted) - set(tables.LOWER_IS_BETTER))
     if unknown:
         raise BenchError(f"Unknown metric(s) {', '.join(unknown)}; choose from {', '.join(tables.LOWER_IS_BETTER)}.")
+    if significance:
+        marks = tables.significance_marks(frame, results, metrics=wanted, profile=profile)
+        if marks.empty:
+            raise BenchError(f"No DIFFUMA and baseline runs with per-sample errors and a seed in common in {results}/ "
+                             "(only mse, mae and ssim are stored per sample).")
+        console.print(tables.significance_table(marks).to_string())
+        for path in tables.render_significance(marks, out, formats):
+            console.print(f"wrote {path}")
+        return
     builder = (tables.epoch_sweep_table if epoch_sweep else
                tables.length_sweep_table if length_sweep else tables.main_table)
     built = builder(frame, space=space.value, metrics=wanted, profile=profile)
     if built.empty:
         what = "--eval-at scores (run with --eval-at 1,5,10)" if epoch_sweep else "matching runs"
         raise BenchError(f"No {what} in {results}/ for this table.")
+    if compare is not None:
+        _compare_table(compare, built, space.value, out, formats)
+        return
     written = tables.render(built, out, formats, suffix=f"_{space.value}")
     _print_table(built)
     for path in written:
+        console.print(f"wrote {path}")
+
+
+def _compare_table(against: str, built: Any, space: str, out: Path, formats: tuple[str, ...]) -> None:
+    from benchmark import compare
+
+    if against != "paper":
+        raise BenchError(f"--compare {against!r}: only 'paper' is known.")
+    comparison = compare.compare_with_paper(built, space=space)
+    if comparison.empty:
+        raise BenchError(f"None of the {built.name.replace('_', ' ')} cells has a number in the paper beside it "
+                         "(no shared dataset, epoch or length; the paper's Tables 3-5 are taken to be on "
+                         f"{compare.DEFAULT_SWEEP_DATASET}: see benchmark/compare.py).")
+    console.print(comparison.caption)
+    console.print(compare.formatted(comparison).to_string())
+    for path in compare.render(comparison, out, formats, suffix=f"_{space}"):
         console.print(f"wrote {path}")
 
 
@@ -413,6 +447,31 @@ def datasets() -> None:
     for spec in list_datasets():
         rich_table.add_row(spec.name, ", ".join(spec.tasks) or "–", ", ".join(spec.default_tasks) or "–", spec.summary)
     console.print(rich_table)
+
+
+@app.command()
+@friendly_errors
+def claims(
+    results: Path = typer.Option(Path("results"), "--results", help="Folder of run records (may be absent)."),
+    out: Path = typer.Option(Path("tables"), "--out", help="Folder claims.{csv,md,tex} are written to."),
+    format_: TableFormat = typer.Option(TableFormat.all, "--format", "-f", help="Output format."),
+) -> None:
+    """Each quantitative claim of the paper, recomputed from its own tables and from our runs."""
+    from benchmark.claims import FORMATS, claims_table, render_claims
+    from benchmark.records import load_records, records_to_frame
+
+    frame = records_to_frame(load_records(results) if results.is_dir() else [])
+    built = claims_table(frame)
+    rich_table = RichTable(title="The paper's claims", show_lines=True, expand=True)
+    ratios = {"where": 1, "paper_figure": 1, "recomputed": 4, "our_verdict": 2}
+    for column in built.columns:
+        rich_table.add_column({"paper_figure": "figure"}.get(column, column.replace("_", " ")), overflow="fold",
+                              ratio=ratios.get(column, 3))
+    for row in built.itertuples(index=False):
+        rich_table.add_row(*map(str, row))
+    console.print(rich_table)
+    for path in render_claims(built, out, FORMATS if format_ is TableFormat.all else (format_.value,)):
+        console.print(f"wrote {path}")
 
 
 def main() -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +15,9 @@ from torch.utils.data import DataLoader
 from benchmark.data.base import Normalizer
 from benchmark.errors import BenchError
 from benchmark.metrics import MetricAccumulator
+
+PER_SAMPLE_NAME = "per_sample.npz"
+PER_SAMPLE_ARRAYS = ("mse", "mae", "ssim", "sample_index")
 
 
 @torch.no_grad()
@@ -23,10 +29,13 @@ def evaluate(
     device: torch.device | str = "cpu",
     limit_batches: int | None = None,
     model_name: str = "model",
+    per_sample_out: dict[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """Metrics of `model` over `loader` (normalized and physical space) and its inference timing.
 
-    The timing counts only the model's forward passes (not data loading or scoring).
+    The timing counts only the model's forward passes (not data loading or scoring). A dict passed
+    as `per_sample_out` is filled with the normalized-space per-(sample, lead) MSE, MAE and SSIM and
+    the samples' positions in the loader's order (`MetricAccumulator.per_sample`).
     """
     device = torch.device(device)
     was_training = model.training
@@ -52,7 +61,8 @@ def evaluate(
                     f"{tuple(y.shape)}; a model must map (B, T_in, C, H, W) to (B, T_out, C, H, W)."
                 )
             if accumulator is None:
-                accumulator = MetricAccumulator(y.shape[1], normalizer, lat=lat)
+                accumulator = MetricAccumulator(y.shape[1], normalizer, lat=lat,
+                                                keep_samples=per_sample_out is not None)
             try:
                 accumulator.update(y_hat.float(), y.float())
             except ValueError as error:
@@ -70,4 +80,37 @@ def evaluate(
         "inference_samples": samples,
         "inference_samples_per_second": samples / forward_seconds if forward_seconds > 0 else float("inf"),
     }
+    if per_sample_out is not None:
+        per_sample_out.update(accumulator.per_sample())
     return accumulator.compute(), timing
+
+
+def write_per_sample(run_dir: Path, per_sample: dict[str, np.ndarray]) -> str:
+    """Store per-sample errors as `run_dir/per_sample.npz` atomically (temp file + os.replace):
+    `mse`, `mae`, `ssim` float32 of shape (N, T_out) and `sample_index` int64 of shape (N,).
+    Returns the file name relative to the run folder."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    arrays = {name: np.asarray(per_sample[name], dtype=np.float32) for name in ("mse", "mae", "ssim")}
+    arrays["sample_index"] = np.asarray(per_sample["sample_index"], dtype=np.int64)
+    fd, tmp = tempfile.mkstemp(prefix=f".{PER_SAMPLE_NAME}.", suffix=".tmp", dir=run_dir)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, run_dir / PER_SAMPLE_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return PER_SAMPLE_NAME
+
+
+def read_per_sample(path: Path) -> dict[str, np.ndarray]:
+    """The arrays `write_per_sample` stored, with a clear error if the file is missing or incomplete."""
+    try:
+        with np.load(Path(path)) as stored:
+            arrays = {name: stored[name] for name in PER_SAMPLE_ARRAYS}
+    except (OSError, KeyError, ValueError) as error:
+        raise BenchError(f"The per-sample errors {path} cannot be read ({error}). Re-run that run.") from None
+    return arrays

@@ -187,10 +187,18 @@ class MetricAccumulator:
     Feed normalized `(B, T_out, C, H, W)` predictions and targets batch by batch with `update`;
     `compute` returns a JSON-ready dict. Only float64 per-lead sums are kept, so the result does
     not depend on the batch size. `lat` (degrees, one per row) adds latitude-weighted RMSE.
+
+    With `keep_samples=True` it also keeps, per sample and lead time, the normalized-space MSE, MAE
+    and SSIM (the very per-(sample, frame) values the sums are made of), in the order the samples
+    arrive; `per_sample()` returns them. The aggregates do not change.
     """
 
-    def __init__(self, t_out: int, normalizer: Normalizer, lat: Any | None = None) -> None:
+    PER_SAMPLE_METRICS = ("mse", "mae", "ssim")
+
+    def __init__(self, t_out: int, normalizer: Normalizer, lat: Any | None = None,
+                 keep_samples: bool = False) -> None:
         self.t_out = int(t_out)
+        self.keep_samples = bool(keep_samples)
         self.normalizer = normalizer
         self.weights = None if lat is None else latitude_weights(lat)
         self.ranges = {space: np.asarray(normalizer.data_range(space), dtype=np.float64) for space in _SPACES}
@@ -208,6 +216,7 @@ class MetricAccumulator:
         self.count = 0
         self.sums = {space: {name: torch.zeros(self.t_out, dtype=torch.float64) for name in self.names}
                      for space in _SPACES}
+        self.samples: dict[str, list[np.ndarray]] = {name: [] for name in self.PER_SAMPLE_METRICS}
 
     @torch.no_grad()
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
@@ -242,7 +251,19 @@ class MetricAccumulator:
                 values["lat_rmse"] = lat_weighted_rmse(p, t, self.weights)
             for name, per_sample in values.items():
                 self.sums[space][name] += per_sample.sum(dim=0).cpu()
+                if self.keep_samples and space == "normalized" and name in self.samples:
+                    self.samples[name].append(per_sample.cpu().numpy())
         self.count += pred.shape[0]
+
+    def per_sample(self) -> dict[str, np.ndarray]:
+        """Normalized-space `mse`, `mae`, `ssim` per (sample, lead), float64 arrays of shape (N, T_out),
+        and `sample_index` (N,) int64: the samples' positions in the order they were fed."""
+        if not self.keep_samples:
+            raise ValueError("per-sample values were not kept: create the MetricAccumulator with keep_samples=True")
+        result = {name: (np.concatenate(parts) if parts else np.zeros((0, self.t_out)))
+                  for name, parts in self.samples.items()}
+        result["sample_index"] = np.arange(self.count, dtype=np.int64)
+        return result
 
     def compute(self) -> dict[str, Any]:
         """Aggregate and per-lead metrics per space, plus the sample count, as plain floats and lists."""

@@ -18,6 +18,8 @@ A record is the only thing tables and figures read. `RunRecord` below is its one
     schedule     the model's step-based schedules resolved for this run, in its optimizer steps
     test         metrics of the best checkpoint on the test split (`Scores`, see benchmark.metrics)
     eval_at      {"<epoch>": Scores} for each epoch requested with --eval-at
+    per_sample_file  optional: the run folder's file of per-(test sample, lead) normalized MSE, MAE and
+                 SSIM (`benchmark.evaluation.write_per_sample`); None (or absent, in older files) when not stored
 
 Version 2 has the keys of version 1, but every one of them is now required: version 1 files were
 written over several releases that added `curve`, `schedule`, `best.still_improving` and
@@ -182,6 +184,7 @@ class RunRecord:
     test: Scores
     eval_at: dict[str, Scores] = field(default_factory=dict)
     status: str = "finished"
+    per_sample_file: str | None = None  # optional (no schema bump): relative to the run folder
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, `schema_version` first."""
@@ -202,6 +205,7 @@ class RunRecord:
             "schedule": self.schedule,
             "test": self.test.to_dict(),
             "eval_at": {epoch: scores.to_dict() for epoch, scores in self.eval_at.items()},
+            "per_sample_file": self.per_sample_file,
         }
 
     @classmethod
@@ -223,6 +227,7 @@ class RunRecord:
             schedule=dict(values["schedule"]),
             test=Scores.from_dict(values["test"]),
             eval_at={str(epoch): Scores.from_dict(scores) for epoch, scores in values["eval_at"].items()},
+            per_sample_file=values.get("per_sample_file"),  # optional: absent in files written before it
         )
 
 
@@ -239,6 +244,7 @@ def make_record(
     fitted: FitOutcome,
     tested: TestOutcome,
     started_at: str,
+    per_sample_file: str | None = None,
 ) -> RunRecord:
     """The record of a run that just finished, from what its steps produced."""
     return RunRecord(
@@ -265,6 +271,7 @@ def make_record(
         schedule=_plain(fitted.schedule),
         test=Scores.from_dict(tested.metrics),
         eval_at={str(epoch): Scores.from_dict(scores) for epoch, scores in fitted.eval_at.items()},
+        per_sample_file=per_sample_file,
     )
 
 

@@ -200,6 +200,7 @@ def execute_run(
     """
     import lightning as L
 
+    from benchmark.evaluation import write_per_sample
     from benchmark.training import FitOutcome, fit, test
 
     started = now()
@@ -214,7 +215,9 @@ def execute_run(
     if not fitted.is_global_zero:  # in a DDP run, only the first process scores and records
         return None
     tested = test(model, data, config, device)
-    record = make_record(config, data, environment, _model_info(spec, model), fitted, tested, started)
+    per_sample_file = write_per_sample(run_dir, tested.per_sample) if tested.per_sample else None
+    record = make_record(config, data, environment, _model_info(spec, model), fitted, tested, started,
+                         per_sample_file=per_sample_file)
     write_record(results_dir, record)
     (run_dir / "error.json").unlink(missing_ok=True)
     return record

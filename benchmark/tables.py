@@ -353,3 +353,98 @@ def render(table: Table, out_dir: Path, formats: tuple[str, ...] = FORMATS, suff
         path.write_text(to_markdown(table))
         written.append(path)
     return written
+
+
+SIGNIFICANCE_ALPHA = 0.05
+SIGNIFICANCE_MARKS = {"better": "▲", "worse": "▼", "none": ""}
+
+
+def significance_marks(frame: pd.DataFrame, results_dir: Path, model: str = "diffuma",
+                       metrics: list[str] | None = None, profile: str | None = None,
+                       alpha: float = SIGNIFICANCE_ALPHA, n_boot: int = 10000) -> pd.DataFrame:
+    """Paired tests of `model` against every other model of the main table, per dataset and metric.
+
+    The runs are those of the main table (per (model, dataset) the latest configuration, best
+    checkpoint), paired by seed on their stored per-sample normalized errors
+    (`benchmark.significance.compare_runs`). The p-values (paired bootstrap) are Holm-adjusted over the
+    baselines of each (dataset, metric). One row per (baseline, dataset, metric): mean_diff (model -
+    baseline), ci_low, ci_high, p, p_wilcoxon, p_holm, relative, n_samples, seeds, and mark: "▲" the
+    model is significantly better, "▼" significantly worse, "" not significant at `alpha`. Baselines
+    whose runs stored no per-sample errors, or share no seed with the model, are left out.
+    """
+    from benchmark.errors import BenchError
+    from benchmark.records import read_record, record_path
+    from benchmark.significance import PER_SAMPLE_METRICS, compare_runs, holm
+
+    metrics = [m for m in (metrics or ["mse", "mae", "ssim"]) if m in PER_SAMPLE_METRICS]
+    rows = _select(frame[frame["epoch"] == "best"], "normalized", metrics, profile)
+    rows = _latest_configuration(rows, ["model", "dataset"])
+    runs = rows.drop_duplicates("run_id")[["run_id", "model", "dataset"]]
+    columns = ["baseline", "dataset", "metric", "mean_diff", "ci_low", "ci_high", "p", "p_wilcoxon", "p_holm",
+               "relative", "n_samples", "seeds", "mark"]
+    found: list[dict] = []
+    for dataset, group in runs.groupby("dataset", sort=True):
+        ours = [read_record(record_path(results_dir, r)) for r in group.loc[group["model"] == model, "run_id"]]
+        if not ours:
+            continue
+        for metric in metrics:
+            family = []
+            for baseline, runs_b in group[group["model"] != model].groupby("model", sort=False):
+                theirs = [read_record(record_path(results_dir, r)) for r in runs_b["run_id"]]
+                try:
+                    result = compare_runs(ours, theirs, metric, results_dir=results_dir, n_boot=n_boot)
+                except BenchError:
+                    continue  # no per-sample errors stored, or no seed in common
+                family.append({"baseline": baseline, "dataset": dataset, "metric": metric,
+                               "mean_diff": result.mean_diff, "ci_low": result.ci_low, "ci_high": result.ci_high,
+                               "p": result.p_bootstrap, "p_wilcoxon": result.p_wilcoxon,
+                               "relative": result.relative, "n_samples": result.n_samples,
+                               "seeds": ",".join(map(str, result.seeds)), "better": result.model_better})
+            for entry, adjusted in zip(family, holm([e["p"] for e in family]), strict=True):
+                better = entry.pop("better")
+                kind = "none" if adjusted > alpha else "better" if better else "worse"
+                found.append({**entry, "p_holm": float(adjusted), "mark": SIGNIFICANCE_MARKS[kind]})
+    return pd.DataFrame(found, columns=columns)
+
+
+def significance_table(marks: pd.DataFrame) -> pd.DataFrame:
+    """`significance_marks` as a wide table: rows baselines, columns (dataset, metric), cells
+    `<mark> p=<p_holm> (Δ <mean_diff>)`."""
+    if marks.empty:
+        return pd.DataFrame()
+    cells = marks.assign(cell=[f"{m} p={p:.3g} (Δ {d:+.3g})".strip()
+                               for m, p, d in zip(marks["mark"], marks["p_holm"], marks["mean_diff"], strict=True)])
+    wide = cells.set_index(["baseline", "dataset", "metric"])["cell"].unstack(["dataset", "metric"]).fillna("")
+    wide.columns = [f"{dataset} {METRIC_LABELS.get(metric, metric)}" for dataset, metric in wide.columns]
+    return wide
+
+
+def render_significance(marks: pd.DataFrame, out_dir: Path, formats: tuple[str, ...] = FORMATS,
+                        model: str = "diffuma") -> list[Path]:
+    """Write the significance table: `significance.csv` (the long numbers of `significance_marks`),
+    `significance.md` and `significance.tex` (the wide cells); returns the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wide = significance_table(marks)
+    caption = (f"Paired tests of {model} against each baseline on the same test samples (normalized units, "
+               f"per-sample errors averaged over lead times, seeds pooled). Cells: Holm-adjusted paired-bootstrap "
+               f"p over the baselines, and the mean difference Δ = {model} - baseline. ▲ {model} significantly "
+               f"better, ▼ significantly worse (alpha {SIGNIFICANCE_ALPHA}).")
+    written = []
+    if "csv" in formats:
+        path = out_dir / "significance.csv"
+        marks.to_csv(path, index=False)
+        written.append(path)
+    if "markdown" in formats:
+        path = out_dir / "significance.md"
+        body = wide.to_markdown() if not wide.empty else "(no pairs of runs with per-sample errors)"
+        path.write_text(f"{body}\n\n{caption}\n")
+        written.append(path)
+    if "latex" in formats:
+        path = out_dir / "significance.tex"
+        escaped = wide.rename(index=_latex_escape, columns=_latex_escape).map(_latex_escape)
+        escaped = escaped.map(lambda s: s.replace("▲", r"$\blacktriangle$").replace("▼", r"$\blacktriangledown$")
+                                .replace("Δ", r"$\Delta$"))
+        path.write_text(escaped.style.to_latex(caption=_latex_escape(caption), environment="table"))
+        written.append(path)
+    return written

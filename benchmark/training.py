@@ -286,6 +286,8 @@ class TestOutcome:
     inference_seconds: float
     inference_samples: int
     inference_samples_per_second: float
+    # normalized-space per-(sample, lead) mse, mae, ssim and sample_index (`evaluation.evaluate`)
+    per_sample: dict[str, Any] | None = None
 
 
 def fit(
@@ -371,9 +373,10 @@ def test(model: torch.nn.Module, data: ForecastData, config: RunConfig, device: 
     """Score `model` as it is (after `fit`: its best-validation weights) on the test split of `data`."""
     model.to(device)
     loader = ForecastDataModule(data, int(config.train["batch_size"])).test_dataloader()
+    per_sample: dict[str, Any] = {}
     metrics, timing = evaluate(model, loader, data.normalizer, data.lat, device, config.train["limit_test_batches"],
-                               config.model)
-    return TestOutcome(metrics=metrics, **timing)
+                               config.model, per_sample_out=per_sample)
+    return TestOutcome(metrics=metrics, per_sample=per_sample, **timing)
 
 
 test.__test__ = False  # a library function pytest must not collect where it is imported
