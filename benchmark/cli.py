@@ -268,30 +268,76 @@ def _dataset_table(selection: str | None, profile: str, data_root: Path | None, 
     overrides = {"data": {"root": str(data_root)}} if data_root is not None else None
     with console.status("loading the datasets ..."):
         frame = dataset_table(selection or DEFAULT_SELECTION, profile, overrides)
+    text = frame.astype(str).to_dict("records")
+    rows = []  # two rows a dataset, ours then the paper's, so that 13 columns become 6 that fit 80 characters
+    for r in text:
+        rows.append((r["dataset"], r["train"], r["val"], r["test"], r["(C, H, W)"], f"{r['T_in']}→{r['T_out']}"))
+        rows.append(("  paper", r["paper train"], "–", r["paper test"], r["paper (C, H, W)"],
+                     f"{r['paper T_in']}→{r['paper T_out']}"))
     rich_table = RichTable(title=f"Datasets ({profile} profile) beside the paper's Table 1")
-    for column in frame.columns:
-        rich_table.add_column(column, overflow="fold", max_width=48 if column == "note" else None)
-    for row in frame.astype(str).itertuples(index=False):
-        rich_table.add_row(*row)
+    for i, column in enumerate(("dataset", "train", "val", "test", "(C, H, W)", "T_in→T_out")):
+        _whole_column(rich_table, column, [row[i] for row in rows], justify="left" if i == 0 else "right")
+    for i, row in enumerate(rows):
+        rich_table.add_row(*row, style="dim" if i % 2 else None, end_section=bool(i % 2) and i < len(rows) - 1)
     console.print(rich_table)
+    for r in text:  # free text: wrapped below the table, not folded into a column
+        if r["note"]:
+            console.print(f"[cyan]{r['dataset']}[/]: {r['note']}", highlight=False)
     for path in render_dataset_table(frame, out, formats, profile):
         console.print(f"wrote {path}")
 
 
+def _plain_width(cells: Any, header: str = "") -> int:
+    """Width a column needs so that no cell folds: its longest cell, its header's longest word."""
+    from rich.text import Text
+
+    widths = [Text.from_markup(str(c)).cell_len for c in cells]
+    return max([*widths, *(len(word) for word in header.split()), 1])
+
+
+def _whole_column(table: RichTable, header: str, cells: Any, **kwargs: Any) -> None:
+    """A column of names or numbers: as wide as its content, never folded or cut."""
+    table.add_column(header, min_width=_plain_width(cells, header), no_wrap=True, **kwargs)
+
+
 def _print_table(built: Any) -> None:
+    """The table at the console's width: a column group that does not fit goes to a table of its own."""
     from benchmark.tables import formatted
 
     text = formatted(built, bold=("[bold]", "[/bold]"))
-    rich_table = RichTable(title=built.name.replace("_", " "), caption=built.caption)
+    title = built.name.replace("_", " ")
     index_names = [n or "model" for n in text.index.names]
-    for name in index_names:
-        rich_table.add_column(name, style="cyan")
+    keys = [index if isinstance(index, tuple) else (index,) for index in text.index]
+    index_width = sum(_plain_width([k[i] for k in keys], n) + 3 for i, n in enumerate(index_names)) + 1
+    groups: dict[tuple[str, ...], list[Any]] = {}
     for column in text.columns:
-        rich_table.add_column("\n".join(map(str, column)), justify="right")
-    for index, row in text.iterrows():
-        keys = index if isinstance(index, tuple) else (index,)
-        rich_table.add_row(*map(str, keys), *row.tolist())
-    console.print(rich_table)
+        groups.setdefault(tuple(map(str, column[:-1])), []).append(column)
+    chunks: list[list[tuple[str, ...]]] = [[]]
+    width = index_width
+    for prefix, columns in groups.items():
+        label = " ".join(prefix)
+        need = sum(max(len(label), _plain_width(text[c], str(c[-1]))) + 3 for c in columns)
+        if chunks[-1] and width + need > console.width:
+            chunks.append([])
+            width = index_width
+        chunks[-1].append(prefix)
+        width += need
+    for chunk in chunks:
+        single = len(chunk) == 1 and any(chunk[0])
+        rich_table = RichTable(title=f"{title}: {' '.join(chunk[0])}" if single else title)
+        for i, name in enumerate(index_names):
+            _whole_column(rich_table, name, [k[i] for k in keys], style="cyan")
+        columns = [c for prefix in chunk for c in groups[prefix]]
+        for column in columns:
+            label = str(column[-1]) if single else "\n".join(map(str, column))
+            cells = [*text[column], *(label.split("\n") if not single else [])]
+            rich_table.add_column(label, justify="right", min_width=_plain_width(cells, str(column[-1])),
+                                  no_wrap=True)
+        for key, (_, row) in zip(keys, text[columns].iterrows(), strict=True):
+            rich_table.add_row(*map(str, key), *map(str, row.tolist()))
+        console.print(rich_table)
+    if built.caption:  # below the last table, wrapped to the console rather than to the table's width
+        console.print(built.caption, highlight=False)
 
 
 @app.command()
@@ -300,6 +346,7 @@ def models(
     shape: str = typer.Option("12,1,32,64", "--shape", help="T_in,C,H,W or T_in,T_out,C,H,W."),
     profile: str = typer.Option("paper", "--profile", help="Whose model sizes to count (smoke/quick/paper)."),
     dataset: str = typer.Option("weatherbench:t2m", "--dataset", help="Dataset whose profile entries apply."),
+    wide: bool = typer.Option(False, "--wide", help="Add each model's summary (wrapped) however narrow the terminal."),
 ) -> None:
     """List the registered models with their parameter count at a shape."""
     from benchmark.config import resolve_run
@@ -310,11 +357,7 @@ def models(
     data_shape = DataShape.parse(shape)
     overrides = {"data": {"t_in": data_shape.t_in, "t_out": data_shape.t_out}}
     key = ",".join(str(v) for v in (data_shape.t_in, *data_shape[2:]))
-    rich_table = RichTable(title=f"Registered models at shape {shape} ({profile} profile)")
-    for column in ("name", "family", "paper name", "parameters", "reference"):
-        rich_table.add_column(column, justify="right" if column in ("parameters", "reference") else "left",
-                              no_wrap=True)
-    rich_table.add_column("summary", no_wrap=True, overflow="ellipsis", max_width=60)
+    rows = []
     for name in list_models():
         spec = get_model_spec(name)
         config = resolve_run(profile, name, dataset, 0, overrides)
@@ -323,9 +366,34 @@ def models(
             reference = f"{spec.reference_params[key] / 1e6:.2f}M"
         else:  # a reference published at another shape only (PastNet: its original 64x64 setting)
             reference = ", ".join(f"{v / 1e6:.2f}M at {k}" for k, v in spec.reference_params.items()) or "–"
-        rich_table.add_row(name, spec.family, spec.paper_name, f"{count / 1e6:.2f}M" if count else "0",
-                           reference, spec.summary)
+        rows.append((name, spec.family, spec.paper_name, f"{count / 1e6:.2f}M" if count else "0", reference,
+                     spec.summary))
+    rich_table = RichTable(title=f"Registered models at shape {shape} ({profile} profile)")
+    headers = ("name", "family", "paper name", "parameters", "reference", "summary")
+    needs = [_plain_width([r[i] for r in rows], h) + 3 for i, h in enumerate(headers)]
+    needs[4] = max(len(word) for r in rows for word in [*r[4].split(), "reference"]) + 3  # wraps at its spaces
+    room = console.width - 1 - sum(needs[i] for i in (0, 2, 3, 4))
+    shown = [0, *([1] if room >= needs[1] else []), 2, 3, 4]
+    room -= needs[1] if 1 in shown else 0
+    if not wide and room >= 27:  # the summary is free text: cut to one line; --wide lists it in full below
+        shown.append(5)
+    for i in shown:
+        justify = "right" if headers[i] in ("parameters", "reference") else "left"
+        if i == 4:
+            rich_table.add_column("reference", justify=justify, min_width=needs[4] - 3)
+        elif i == 5:  # a fixed width: rich never squeezes the other columns to make room for it
+            rich_table.add_column("summary", no_wrap=True, overflow="ellipsis", width=min(60, room - 3))
+        else:
+            _whole_column(rich_table, headers[i], [r[i] for r in rows], justify=justify)
+    for row in rows:
+        rich_table.add_row(*(row[i] for i in shown))
     console.print(rich_table)
+    if wide:
+        for row in rows:
+            console.print(f"[cyan]{row[0]}[/] ({row[1]}): {row[5]}", highlight=False)
+    elif len(shown) < len(headers):
+        hidden = " and ".join(headers[i] for i in range(len(headers)) if i not in shown)
+        console.print(f"({hidden} left out at this width: `bench models --wide` adds them)", highlight=False)
 
 
 @app.command()
@@ -472,6 +540,27 @@ def claims(
     console.print(rich_table)
     for path in render_claims(built, out, FORMATS if format_ is TableFormat.all else (format_.value,)):
         console.print(f"wrote {path}")
+
+
+@app.command()
+@friendly_errors
+def reproduce(
+    suite: str = typer.Argument("diffuma-paper", help="A shipped suite (diffuma-paper) or a suite YAML file."),
+    profile: str = typer.Option("quick", "--profile", "-p", help="smoke | quick | paper."),
+    seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Replace the profile's datasets."),
+    models: str | None = typer.Option(None, "--models", "-m", help="Only these of the suite's models."),
+    results: Path = typer.Option(Path("results"), "--results", help="Folder of run records."),
+    out: Path | None = typer.Option(None, "--out", help="Tables folder (default tables/<suite>/)."),
+    data_root: Path | None = typer.Option(None, "--data-root", help="Override data.root (dataset folder)."),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", help="Runs at once (as bench run)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs, their cost and the bench run commands."),
+) -> None:
+    """Every run a paper's tables need (shared with `bench run`, finished ones skipped), then all its tables."""
+    from benchmark.cli_reproduce import reproduce_command
+
+    reproduce_command(suite, profile, _int_list(seeds, "--seeds") or [0], dataset, models, results, out,
+                      data_root, jobs, dry_run)
 
 
 def main() -> None:
