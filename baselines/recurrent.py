@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.errors import ConfigError
-from benchmark.model_api import ForecastModel
+from benchmark.model_api import ForecastModel, ModelConfig
 from benchmark.shapes import DataShape
 
 StepFn = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
@@ -320,7 +320,7 @@ def check_filter_size(model_name: str, filter_size: int, published: int = 5) -> 
 
 
 @dataclass(frozen=True)
-class RecurrentConfig:
+class RecurrentConfig(ModelConfig):
     """Hyper-parameters every recurrent baseline has; validated on construction (a `ConfigError`).
 
     `patch_size`: the side of the space-to-depth patches (it must divide H and W, see `check`);
@@ -338,14 +338,6 @@ class RecurrentConfig:
     num_hidden: tuple[int, ...] = (128, 128, 128, 128)
     filter_size: int = 5
     schedule: str = "relative"
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def require(self, condition: bool, message: str) -> None:
-        """Raise a `ConfigError` naming the model unless `condition` holds."""
-        if not condition:
-            raise ConfigError(f"Model {self.model_name!r}: {message}")
 
     def validate(self) -> None:
         """Check every field that does not depend on the data's shape (that is `check`)."""

@@ -8,11 +8,31 @@ losses, diffusion) overrides `training_loss`; the trainer never looks inside a m
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from benchmark.errors import ConfigError
+
+
+class ModelConfig:
+    """Base of the models' frozen config dataclasses: validation on construction, errors that name the model.
+
+    A subclass is a `@dataclass(frozen=True)` holding a model's hyper-parameters with the published
+    settings as defaults, sets `model_name`, and implements `validate()` with `require(...)` calls.
+    """
+
+    model_name: ClassVar[str] = "model"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def require(self, condition: bool, message: str) -> None:
+        """Raise a `ConfigError` naming the model unless `condition` holds."""
+        if not condition:
+            raise ConfigError(f"Model {self.model_name!r}: {message}")
 
 
 class ForecastModel(nn.Module):

@@ -111,8 +111,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from benchmark.errors import ConfigError
-from benchmark.model_api import ForecastModel
+from benchmark.model_api import ForecastModel, ModelConfig
 from benchmark.registry import register_model
 from benchmark.shapes import DataShape
 from models.diffuma.diffusion import NUM_TIMESTEPS, FrameDiT, add_noise, linear_beta_schedule
@@ -199,7 +198,7 @@ def _is_int(value: Any, minimum: int) -> bool:
 
 
 @dataclass(frozen=True)
-class MambaPathConfig:
+class MambaPathConfig(ModelConfig):
     """Hyper-parameters of the Mamba path (all of `diffuma-mamba`'s). Defaults: our `paper` sizes.
 
     `hidden` (D: the Mamba width, the encoder/decoder width at the latent resolution and the
@@ -222,14 +221,6 @@ class MambaPathConfig:
     bidirectional: bool = True
     mamba_backend: str = "auto"
     grad_checkpoint: bool = False
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def require(self, condition: bool, message: str) -> None:
-        """Raise a `ConfigError` naming the model unless `condition` holds."""
-        if not condition:
-            raise ConfigError(f"Model {self.model_name!r}: {message}")
 
     def validate(self) -> None:
         """Check every field; shape-dependent defaults (`None`) are left to `resolved`."""
