@@ -186,8 +186,12 @@ class EvalAtEpochs(Callback):
             return
         if trainer.is_global_zero:
             data = self.datamodule.data
-            metrics, _ = evaluate(pl_module.model, self.datamodule.test_dataloader(), data.normalizer, data.lat,
-                                  pl_module.device, self.limit_batches, self.name)
+            # A DataLoader iterator draws its base seed from the global RNG: without the fork, scoring
+            # the test split here would shift every later random draw of training (scheduled-sampling
+            # masks, diffusion noise), and a run with --eval-at would train differently from one without.
+            with torch.random.fork_rng(devices=[pl_module.device] if pl_module.device.type == "cuda" else []):
+                metrics, _ = evaluate(pl_module.model, self.datamodule.test_dataloader(), data.normalizer,
+                                      data.lat, pl_module.device, self.limit_batches, self.name)
             self.results[str(epoch)] = metrics
 
     def state_dict(self) -> dict[str, Any]:

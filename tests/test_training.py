@@ -248,3 +248,12 @@ def test_a_gpu_run_without_cuda_is_a_clear_error(monkeypatch):
     assert run_device("auto") == "cpu" and run_device("cpu") == "cpu"
     with pytest.raises(ConfigError, match="train.accelerator=cpu"):
         run_device("gpu")
+
+
+def test_scoring_at_eval_at_epochs_does_not_change_training(tmp_path):
+    """--eval-at only adds scores: the trained model (and so its test scores) equals the run without it."""
+    plain = execute_run(smoke("diffuma"), tmp_path / "plain")  # its diffusion noise is drawn every step
+    swept = execute_run(smoke("diffuma", eval_at=[1]), tmp_path / "swept")
+    assert plain.run_id != swept.run_id
+    assert swept.test.normalized.mse == plain.test.normalized.mse
+    assert [p.val_mse for p in swept.curve] == [p.val_mse for p in plain.curve]
