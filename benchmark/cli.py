@@ -530,16 +530,26 @@ def claims(
 
     frame = records_to_frame(load_records(results) if results.is_dir() else [])
     built = claims_table(frame)
-    rich_table = RichTable(title="The paper's claims", show_lines=True, expand=True)
-    ratios = {"where": 1, "paper_figure": 1, "recomputed": 4, "our_verdict": 2}
-    for column in built.columns:
-        rich_table.add_column({"paper_figure": "figure"}.get(column, column.replace("_", " ")), overflow="fold",
-                              ratio=ratios.get(column, 3))
-    for row in built.itertuples(index=False):
-        rich_table.add_row(*map(str, row))
-    console.print(rich_table)
+    _print_claims(built)
     for path in render_claims(built, out, FORMATS if format_ is TableFormat.all else (format_.value,)):
         console.print(f"wrote {path}")
+
+
+def _print_claims(built: Any) -> None:
+    """One block per claim (its text wraps at word boundaries), so it reads at any terminal width."""
+    from rich.rule import Rule
+    from rich.text import Text
+
+    labels = {"paper_figure": "figure", "recomputed": "recomputed", "verdict": "verdict",
+              "our_runs": "our runs", "our_verdict": "our verdict"}
+    console.print(Rule("The paper's claims"))
+    for row in built.to_dict("records"):
+        console.print(Text(f"{row['claim']}  ({row['where']})", style="bold"))
+        for key, label in labels.items():
+            line = Text(f"  {label}: ", style="cyan")
+            line.append(str(row[key]))
+            console.print(line)
+        console.print()
 
 
 @app.command()

@@ -75,3 +75,16 @@ def test_dataset_table_at_80_columns(narrow: Console, monkeypatch: pytest.Monkey
     monkeypatch.setattr(dataset_table, "dataset_table", lambda *a, **k: frame)
     cli._dataset_table(None, "smoke", None, tmp_path, ("csv",))
     _on_one_line(_lines(narrow), "synthetic-weather:t2m", "2300", "657", "(1, 32, 64)", "4→3", "12→12")
+
+
+def test_claims_at_80_columns(narrow: Console, tmp_path) -> None:
+    """Each claim is a block of wrapped lines: no line wider than the terminal, no word split."""
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(cli.app, ["claims", "--results", str(tmp_path / "none"), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = _lines(narrow)
+    assert lines and all(len(line) <= WIDTH for line in lines)
+    text = "\n".join(lines)
+    assert "mean of per-variable reductions 39.0%" in text.replace("\n    ", " ").replace("\n", " ")
+    assert "our verdict: no runs" in text
