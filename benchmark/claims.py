@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.paper import numbers
-from benchmark.tables import LOWER_IS_BETTER, _latest_configuration, _latex_escape
+from benchmark.tables import LOWER_IS_BETTER, _latest_configuration, _latex_escape, main_length
 
 COLUMNS = ["claim", "where", "paper_figure", "recomputed", "verdict", "our_runs", "our_verdict"]
 FORMATS = ("csv", "latex", "markdown")
@@ -143,7 +143,7 @@ def our_means(frame: pd.DataFrame, by_t_out: bool = False, epochs: bool = False)
                  & frame["model"].isin(PAPER_MODELS)]
     rows = rows[rows["epoch"] != "best"] if epochs else rows[rows["epoch"] == "best"]
     keys = ["model", "dataset"] + (["t_out"] if by_t_out else [])
-    rows = _latest_configuration(rows, keys)
+    rows = _latest_configuration(rows if by_t_out else main_length(rows), keys)
     if rows.empty:
         return pd.DataFrame(columns=columns)
     if epochs:

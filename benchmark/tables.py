@@ -111,6 +111,18 @@ def seed_note(seeds: pd.DataFrame) -> str:
             "it says (n=k); one seed gives no interval.")
 
 
+def main_length(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, only the rows at its main prediction length: the T_out the most models were run at
+    (ties: the longest). Length-sweep runs (`--pred-lens`) then never stand in a main-table cell."""
+    if frame.empty:
+        return frame
+    models = frame.groupby(["dataset", "t_out"])["model"].nunique().reset_index()
+    main = (models.sort_values(["model", "t_out"]).groupby("dataset").tail(1)[["dataset", "t_out"]]
+            .rename(columns={"t_out": "main_t_out"}))
+    merged = frame.merge(main, on="dataset")
+    return merged[merged["t_out"] == merged["main_t_out"]].drop(columns="main_t_out")
+
+
 def _latest_configuration(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Keep, per `keys` group, only the rows of the most recently finished configuration."""
     if frame.empty:
@@ -197,7 +209,7 @@ def main_table(frame: pd.DataFrame, space: str = "normalized", metrics: list[str
     """Rows: models; columns: dataset x metric; the best-checkpoint test scores."""
     metrics = metrics or ["mse", "mae", "ssim"]
     rows = _select(frame[frame["epoch"] == "best"], space, metrics, profile)
-    rows = _latest_configuration(rows, ["model", "dataset"])
+    rows = _latest_configuration(main_length(rows), ["model", "dataset"])
     mean, std, n = _in_model_order(_pivot(rows, ["model"], ["dataset", "metric"], metrics), rows)
     improving = set(rows.loc[rows["still_improving"].astype(bool), "model"])
     caption = _sentences(f"Test scores of the best-validation checkpoint, {space} units, per-pixel means, "
@@ -212,7 +224,7 @@ def epoch_sweep_table(frame: pd.DataFrame, space: str = "normalized", metrics: l
     """Rows: (dataset, model); columns: epoch x metric; test scores after each --eval-at epoch."""
     metrics = metrics or ["mse", "mae", "ssim"]
     rows = _select(frame[frame["epoch"] != "best"], space, metrics, profile)
-    rows = _latest_configuration(rows, ["model", "dataset"]).copy()
+    rows = _latest_configuration(main_length(rows), ["model", "dataset"]).copy()
     rows["epoch"] = rows["epoch"].astype(int)
     mean, std, n = _in_model_order(_pivot(rows, ["dataset", "model"], ["epoch", "metric"], metrics), rows)
     caption = _sentences(f"Test scores after N training epochs (--eval-at), {space} units, averaged over seeds.",
@@ -378,7 +390,7 @@ def significance_marks(frame: pd.DataFrame, results_dir: Path, model: str = "dif
 
     metrics = [m for m in (metrics or ["mse", "mae", "ssim"]) if m in PER_SAMPLE_METRICS]
     rows = _select(frame[frame["epoch"] == "best"], "normalized", metrics, profile)
-    rows = _latest_configuration(rows, ["model", "dataset"])
+    rows = _latest_configuration(main_length(rows), ["model", "dataset"])
     runs = rows.drop_duplicates("run_id")[["run_id", "model", "dataset"]]
     columns = ["baseline", "dataset", "metric", "mean_diff", "ci_low", "ci_high", "p", "p_wilcoxon", "p_holm",
                "relative", "n_samples", "seeds", "mark"]

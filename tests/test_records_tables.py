@@ -327,3 +327,15 @@ def test_captions_state_the_seed_count_once_when_every_cell_shares_it(three_seed
     single = tables.main_table(three_seeds[three_seeds.seed == 0])
     assert "One seed per cell: no confidence interval." in single.caption
     assert "±" not in tables.to_markdown(single).split("\n", 1)[1]
+
+
+def test_main_table_keeps_length_sweep_runs_out_of_its_cells(tmp_path):
+    """A later --pred-lens run at another T_out must not replace a model's main-length cell."""
+    from benchmark.tables import main_table
+
+    folder = tmp_path / "results"
+    for model, mse in [("persistence", 0.5), ("convlstm", 0.3), ("simvp", 0.2)]:
+        write_record(folder, fake_record(model, mse, t_out=3, finished_at="2026-01-01T00:00:00"))
+    write_record(folder, fake_record("convlstm", 0.01, t_out=2, finished_at="2026-02-01T00:00:00"))
+    table = main_table(records_to_frame(load_records(folder)))
+    assert table.mean.loc["convlstm"].iloc[0] == pytest.approx(0.3)
