@@ -9,16 +9,19 @@ the most recent configuration per (model, dataset[, t_out]) and the mean over it
 
 A printed figure "holds" when the recomputed value is within one unit of its last printed digit
 (39% within 1 point, 0.988 within 0.001). "Significantly" is never tested from the paper's tables
-(they give one number per cell: no seeds, no spread); for our runs it is the paired test of
-`bench table --significance` (`benchmark.significance`), which the table points to.
+(they give one number per cell: no seeds, no spread). For our runs it is the paired test of
+`benchmark.tables.significance_marks` (per-sample errors of the same test samples, bootstrap), on the
+table the claim is about (main, epoch sweep, length sweep): a cell counts when DIFFUMA is significantly
+better than every one of the paper's baselines there, Holm-adjusted over those baselines.
 
-`claims_table(frame)` is the table (`COLUMNS`); `render_claims` writes it as csv / markdown / LaTeX.
+`claims_table(frame, significance=...)` is the table (`COLUMNS`); `render_claims` writes it as csv /
+markdown / LaTeX.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -31,14 +34,24 @@ FORMATS = ("csv", "latex", "markdown")
 SUFFIXES = {"csv": "csv", "markdown": "md", "latex": "tex"}
 SPACE = "normalized"
 NO_RUNS = "no runs"
-# "Significantly" for our runs is the paired test of `bench table --significance` (per-sample errors,
-# bootstrap + Holm); this table says where to find it rather than repeating it.
-SIGNIFICANCE_POINTER = "significance: `bench table --significance` (paired test over the same test samples)"
+SIGNIFICANCE_ALPHA = 0.05
+NOT_TESTED = ("significance not tested (no per-sample errors of DIFFUMA and the baselines with a seed in common: "
+              "`bench reproduce` or `bench table --significance` tests it)")
 PAPER_MODELS = frozenset(numbers.MODEL_NAMES.values())
+PAPER_BASELINES = PAPER_MODELS - {"diffuma"}
 # The paper's dataset groups -> the dataset-name prefixes of our runs (real data, then its generated stand-in).
 GROUPS = {"weatherbench": ("weatherbench:", "synthetic-weather:"), "chdl": ("chdl", "synthetic-chdl")}
 
 Side = tuple[str, str]  # (what the numbers say, verdict)
+
+
+@dataclass(frozen=True)
+class OurRuns:
+    """What our side of a claim is judged on: the records' long frame and the paired tests per table
+    (`significance_marks` frames keyed by their axis: None main table, "t_out", "epoch")."""
+
+    frame: pd.DataFrame
+    significance: dict[str | None, pd.DataFrame] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -47,7 +60,7 @@ class Claim:
     where: str  # section of the paper
     figure: str  # the paper's own supporting number(s)
     paper: Callable[[pd.DataFrame], Side]  # stored tables -> (recomputed, verdict)
-    ours: Callable[[pd.DataFrame], Side]  # records frame -> (our runs, our verdict)
+    ours: Callable[[OurRuns], Side]  # our records and tests -> (our runs, our verdict)
 
 
 # ---------------------------------------------------------------- helpers
@@ -172,9 +185,9 @@ def our_reductions(frame: pd.DataFrame, group: str, metric: str, baseline: str =
     return out
 
 
-def _ours_reduction(group: str, metric: str, printed: float) -> Callable[[pd.DataFrame], Side]:
-    def ours(frame: pd.DataFrame) -> Side:
-        found = our_reductions(frame, group, metric)
+def _ours_reduction(group: str, metric: str, printed: float) -> Callable[[OurRuns], Side]:
+    def ours(runs: OurRuns) -> Side:
+        found = our_reductions(runs.frame, group, metric)
         if not found:
             return NO_RUNS, NO_RUNS
         parts, verdicts = [], []
@@ -191,11 +204,55 @@ def _ours_reduction(group: str, metric: str, printed: float) -> Callable[[pd.Dat
     return ours
 
 
+def significant_cells(marks: pd.DataFrame, metrics: tuple[str, ...], alpha: float = SIGNIFICANCE_ALPHA
+                      ) -> tuple[int, list[str]]:
+    """Cells of a `significance_marks` frame where DIFFUMA is significantly better than EVERY one of the
+    paper's baselines there: (cells tested, descriptions of the cells where it is not).
+
+    A cell is (dataset[, t_out | epoch], metric). The p-values of the paper's baselines in a cell (the
+    frame's raw paired-bootstrap `p`) are Holm-adjusted over those baselines alone (the tables adjust
+    over all the models they hold). A cell misses a baseline's test when that baseline has no runs there.
+    """
+    from benchmark.significance import holm
+
+    rows = marks[marks["baseline"].isin(PAPER_BASELINES) & marks["metric"].isin(metrics)]
+    keys = ["dataset", *[a for a in ("t_out", "epoch") if a in rows.columns], "metric"]
+    cells, missed = 0, []
+    for key, group in rows.groupby(keys, sort=False):
+        cells += 1
+        adjusted = holm(group["p"].to_numpy())
+        better = group["mean_diff"] < 0 if LOWER_IS_BETTER[key[-1]] else group["mean_diff"] > 0
+        failing = [f"{b} ({'worse' if not up else 'n.s.'}, p={p:.2g})"
+                   for b, up, p in zip(group["baseline"], better, adjusted, strict=True) if not (up and p <= alpha)]
+        absent = sorted(PAPER_BASELINES - set(group["baseline"]))
+        if failing or absent:
+            where = " ".join(str(k) for k in key[:-1])
+            missed.append(f"{where} {key[-1].upper()}: " + ", ".join(failing + [f"{b} (no runs)" for b in absent]))
+    return cells, missed
+
+
+def _significance_text(marks: pd.DataFrame | None, metrics: tuple[str, ...], what: str) -> Side:
+    """(text, verdict) of 'significantly better than all baselines' in the cells of `marks`."""
+    if marks is None or marks.empty:
+        return NOT_TESTED, "not tested"
+    cells, missed = significant_cells(marks, metrics)
+    if not cells:
+        return NOT_TESTED, "not tested"
+    text = (f"significantly better than all {len(PAPER_BASELINES)} baselines in {cells - len(missed)}/{cells} "
+            f"{what} cells (paired bootstrap, Holm, alpha {SIGNIFICANCE_ALPHA})")
+    if missed:
+        shown = "; ".join(missed[:3]) + (f"; and {len(missed) - 3} more cells" if len(missed) > 3 else "")
+        text += f"; not in {shown}"
+    return text, "significant: " + _verdict(not missed)
+
+
 def _ours_best(keys: list[str], what: str, by_t_out: bool = False, epochs: bool = False,
                metrics: tuple[str, ...] = ("mse", "mae", "ssim"), significance: bool = True,
-               ) -> Callable[[pd.DataFrame], Side]:
-    def ours(frame: pd.DataFrame) -> Side:
-        means = our_means(frame, by_t_out=by_t_out, epochs=epochs)
+               ) -> Callable[[OurRuns], Side]:
+    axis = "epoch" if epochs else "t_out" if by_t_out else None
+
+    def ours(runs: OurRuns) -> Side:
+        means = our_means(runs.frame, by_t_out=by_t_out, epochs=epochs)
         means = means[means["metric"].isin(metrics)]
         if "diffuma" not in set(means["model"]):
             return NO_RUNS, NO_RUNS
@@ -203,15 +260,16 @@ def _ours_best(keys: list[str], what: str, by_t_out: bool = False, epochs: bool 
         if not cells:
             return "no baseline runs beside DIFFUMA", NO_RUNS
         text = _not_best_text(cells, lost, what)
-        verdict = _verdict(not lost)
+        verdict = "best: " + _verdict(not lost) if significance else _verdict(not lost)
         if significance:
-            verdict += f"; {SIGNIFICANCE_POINTER}"
+            tested, significant = _significance_text(runs.significance.get(axis), metrics, what)
+            text, verdict = f"{text}. {tested}", f"{verdict}; {significant}"
         return text, verdict
     return ours
 
 
-def _not_testable(why: str) -> Callable[[pd.DataFrame], Side]:
-    return lambda frame: (why, "not testable here")
+def _not_testable(why: str) -> Callable[[OurRuns], Side]:
+    return lambda runs: (why, "not testable here")
 
 
 # ---------------------------------------------------------------- the paper's side
@@ -347,13 +405,17 @@ CLAIMS: list[Claim] = [
 ]
 
 
-def claims_table(frame: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per claim (`COLUMNS`); `frame`: `records_to_frame(...)` (may be empty)."""
+def claims_table(frame: pd.DataFrame, paper: pd.DataFrame | None = None,
+                 significance: dict[str | None, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """One row per claim (`COLUMNS`); `frame`: `records_to_frame(...)` (may be empty); `significance`:
+    the paired tests of the tables (`benchmark.tables.significance_marks` per axis: None main, "t_out",
+    "epoch"), without which the "significantly" claims say "not tested"."""
     paper = numbers.load_paper_numbers() if paper is None else paper
+    runs = OurRuns(frame, dict(significance or {}))
     rows = []
     for claim in CLAIMS:
         recomputed, verdict = claim.paper(paper)
-        ours, our_verdict = claim.ours(frame)
+        ours, our_verdict = claim.ours(runs)
         rows.append([claim.claim, claim.where, claim.figure, recomputed, verdict, ours, our_verdict])
     return pd.DataFrame(rows, columns=COLUMNS)
 

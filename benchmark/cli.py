@@ -197,8 +197,9 @@ def table(
                                             "and their generated stand-ins)."),
     data_root: Path | None = typer.Option(None, "--data-root", help="With --datasets: override data.root."),
     significance: bool = typer.Option(False, "--significance",
-                                      help="Paired tests of DIFFUMA against each baseline on the same test "
-                                           "samples (Holm-adjusted over the baselines)."),
+                                      help="Mark the table's cells where DIFFUMA is significantly better (▲) "
+                                           "or worse (▼) than that model: paired tests on the same test samples, "
+                                           "Holm over the baselines; the numbers go to significance*.csv."),
     compare: str | None = typer.Option(None, "--compare",
                                        help="'paper': ours beside the paper's Table 2 (main), 3-4 (--epoch-sweep) "
                                             "or 5 (--length-sweep), with relative differences and Kendall's tau."),
@@ -221,21 +222,21 @@ def table(
     unknown = sorted(set(wanted) - set(tables.LOWER_IS_BETTER))
     if unknown:
         raise BenchError(f"Unknown metric(s) {', '.join(unknown)}; choose from {', '.join(tables.LOWER_IS_BETTER)}.")
-    if significance:
-        marks = tables.significance_marks(frame, results, metrics=wanted, profile=profile)
-        if marks.empty:
-            raise BenchError(f"No DIFFUMA and baseline runs with per-sample errors and a seed in common in {results}/ "
-                             "(only mse, mae and ssim are stored per sample).")
-        console.print(tables.significance_table(marks).to_string())
-        for path in tables.render_significance(marks, out, formats):
-            console.print(f"wrote {path}")
-        return
     builder = (tables.epoch_sweep_table if epoch_sweep else
                tables.length_sweep_table if length_sweep else tables.main_table)
     built = builder(frame, space=space.value, metrics=wanted, profile=profile)
     if built.empty:
         what = "--eval-at scores (run with --eval-at 1,5,10)" if epoch_sweep else "matching runs"
         raise BenchError(f"No {what} in {results}/ for this table.")
+    if significance:
+        with console.status("paired tests of DIFFUMA against each baseline ..."):
+            built, marks = tables.mark_significance(built, frame, results, metrics=wanted, profile=profile)
+        if marks.empty:
+            raise BenchError(f"No DIFFUMA and baseline runs with per-sample errors and a seed in common in {results}/ "
+                             "for this table (only mse, mae and ssim are stored per sample; the epoch sweep needs "
+                             "runs that stored them at their --eval-at epochs).")
+        for path in tables.render_significance(marks, out, formats, stem=tables.significance_stem(built)):
+            console.print(f"wrote {path}")
     if compare is not None:
         _compare_table(compare, built, space.value, out, formats)
         return
@@ -523,13 +524,21 @@ def claims(
     results: Path = typer.Option(Path("results"), "--results", help="Folder of run records (may be absent)."),
     out: Path = typer.Option(Path("tables"), "--out", help="Folder claims.{csv,md,tex} are written to."),
     format_: TableFormat = typer.Option(TableFormat.all, "--format", "-f", help="Output format."),
+    significance: bool = typer.Option(True, "--significance/--no-significance",
+                                      help="Test the 'significantly' claims on the runs' per-sample errors "
+                                           "(paired bootstrap; seconds to a minute)."),
 ) -> None:
     """Each quantitative claim of the paper, recomputed from its own tables and from our runs."""
     from benchmark.claims import FORMATS, claims_table, render_claims
     from benchmark.records import load_records, records_to_frame
+    from benchmark.tables import significance_by_axis
 
     frame = records_to_frame(load_records(results) if results.is_dir() else [])
-    built = claims_table(frame)
+    tests = {}
+    if significance and not frame.empty:
+        with console.status("paired tests of DIFFUMA against each baseline ..."):
+            tests = significance_by_axis(frame, results)
+    built = claims_table(frame, significance=tests)
     _print_claims(built)
     for path in render_claims(built, out, FORMATS if format_ is TableFormat.all else (format_.value,)):
         console.print(f"wrote {path}")

@@ -85,25 +85,30 @@ def evaluate(
     return accumulator.compute(), timing
 
 
-def write_per_sample(run_dir: Path, per_sample: dict[str, np.ndarray]) -> str:
-    """Store per-sample errors as `run_dir/per_sample.npz` atomically (temp file + os.replace):
-    `mse`, `mae`, `ssim` float32 of shape (N, T_out) and `sample_index` int64 of shape (N,).
+def eval_at_per_sample_name(epoch: int) -> str:
+    """The run folder's file of the per-sample errors scored after `epoch` (`train.eval_at`)."""
+    return f"per_sample_epoch{int(epoch)}.npz"
+
+
+def write_per_sample(run_dir: Path, per_sample: dict[str, np.ndarray], name: str = PER_SAMPLE_NAME) -> str:
+    """Store per-sample errors as `run_dir/<name>` (default `per_sample.npz`) atomically (temp file +
+    os.replace): `mse`, `mae`, `ssim` float32 of shape (N, T_out) and `sample_index` int64 of shape (N,).
     Returns the file name relative to the run folder."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     arrays = {name: np.asarray(per_sample[name], dtype=np.float32) for name in ("mse", "mae", "ssim")}
     arrays["sample_index"] = np.asarray(per_sample["sample_index"], dtype=np.int64)
-    fd, tmp = tempfile.mkstemp(prefix=f".{PER_SAMPLE_NAME}.", suffix=".tmp", dir=run_dir)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=run_dir)
     try:
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, **arrays)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, run_dir / PER_SAMPLE_NAME)
+        os.replace(tmp, run_dir / name)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return PER_SAMPLE_NAME
+    return name
 
 
 def read_per_sample(path: Path) -> dict[str, np.ndarray]:

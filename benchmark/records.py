@@ -20,6 +20,8 @@ A record is the only thing tables and figures read. `RunRecord` below is its one
     eval_at      {"<epoch>": Scores} for each epoch requested with --eval-at
     per_sample_file  optional: the run folder's file of per-(test sample, lead) normalized MSE, MAE and
                  SSIM (`benchmark.evaluation.write_per_sample`); None (or absent, in older files) when not stored
+    eval_at_per_sample_files  optional: {"<epoch>": file} the same errors after each --eval-at epoch
+                 ({} or absent when not stored)
 
 Version 2 has the keys of version 1, but every one of them is now required: version 1 files were
 written over several releases that added `curve`, `schedule`, `best.still_improving` and
@@ -185,6 +187,7 @@ class RunRecord:
     eval_at: dict[str, Scores] = field(default_factory=dict)
     status: str = "finished"
     per_sample_file: str | None = None  # optional (no schema bump): relative to the run folder
+    eval_at_per_sample_files: dict[str, str] = field(default_factory=dict)  # optional, as per_sample_file
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, `schema_version` first."""
@@ -206,6 +209,7 @@ class RunRecord:
             "test": self.test.to_dict(),
             "eval_at": {epoch: scores.to_dict() for epoch, scores in self.eval_at.items()},
             "per_sample_file": self.per_sample_file,
+            "eval_at_per_sample_files": self.eval_at_per_sample_files,
         }
 
     @classmethod
@@ -228,6 +232,7 @@ class RunRecord:
             test=Scores.from_dict(values["test"]),
             eval_at={str(epoch): Scores.from_dict(scores) for epoch, scores in values["eval_at"].items()},
             per_sample_file=values.get("per_sample_file"),  # optional: absent in files written before it
+            eval_at_per_sample_files={str(k): str(v) for k, v in values.get("eval_at_per_sample_files", {}).items()},
         )
 
 
@@ -272,6 +277,7 @@ def make_record(
         test=Scores.from_dict(tested.metrics),
         eval_at={str(epoch): Scores.from_dict(scores) for epoch, scores in fitted.eval_at.items()},
         per_sample_file=per_sample_file,
+        eval_at_per_sample_files={str(epoch): name for epoch, name in fitted.eval_at_per_sample.items()},
     )
 
 

@@ -266,6 +266,7 @@ def render_suite(results_dir: Path, out: Path, plan: SuitePlan, formats: tuple[s
     frame = frame[frame["run_id"].isin(set(plan.run_ids))]
     length_ids = {run_id for run_id, roles in plan.roles.items() if "length" in roles}
     sweep_dataset = compare.paper_dataset_of(plan.sweep_dataset or "") or compare.DEFAULT_SWEEP_DATASET
+    significance: dict[str | None, Any] = {}  # significance axis -> the tests (claims read them)
     if not frame.empty:
         length_rows = frame[frame["run_id"].isin(length_ids)]
         for name, builder, rows in (("main", tables.main_table, frame),
@@ -276,12 +277,14 @@ def render_suite(results_dir: Path, out: Path, plan: SuitePlan, formats: tuple[s
             built = builder(rows, space=space, profile=plan.profile)
             if built.empty:
                 continue
+            built, marks = tables.mark_significance(built, rows, Path(results_dir), profile=plan.profile)
             written[name] = tables.render(built, out, formats, suffix=f"_{space}")
+            if not marks.empty:
+                stem = tables.significance_stem(built)
+                written[stem] = tables.render_significance(marks, out, formats, stem=stem)
+                significance[tables.TABLE_AXES[name]] = marks
             comparison = compare.compare_with_paper(built, space=space, sweep_dataset=sweep_dataset)
             if not comparison.empty:
                 written[f"{name}_vs_paper"] = compare.render(comparison, out, formats, suffix=f"_{space}")
-        marks = tables.significance_marks(frame, Path(results_dir), profile=plan.profile)
-        if not marks.empty:
-            written["significance"] = tables.render_significance(marks, out, formats)
-    written["claims"] = claims.render_claims(claims.claims_table(frame), out, formats)
+    written["claims"] = claims.render_claims(claims.claims_table(frame, significance=significance), out, formats)
     return written

@@ -136,8 +136,10 @@ class Comparison:
         return self.mean_diff < 0 if LOWER_IS_BETTER[self.metric] else self.mean_diff > 0
 
 
-def _load_run(run: Any, results_dir: Path | None) -> tuple[int, dict[str, np.ndarray], str]:
-    """(seed, per-sample arrays, name) of a RunRecord (with `results_dir`) or of a run folder."""
+def _load_run(run: Any, results_dir: Path | None, epoch: int | None = None
+              ) -> tuple[int, dict[str, np.ndarray], str]:
+    """(seed, per-sample arrays, name) of a RunRecord (with `results_dir`) or of a run folder; the
+    best checkpoint's errors, or those scored after `epoch` (`train.eval_at`)."""
     from benchmark.evaluation import read_per_sample
     from benchmark.records import RECORD_NAME, RunRecord, read_record
 
@@ -148,16 +150,25 @@ def _load_run(run: Any, results_dir: Path | None) -> tuple[int, dict[str, np.nda
     else:
         folder = Path(run)
         record = read_record(folder / RECORD_NAME)
-    if not record.per_sample_file:
-        raise BenchError(f"The run {record.run_id} stored no per-sample errors (it predates them): re-run it "
-                         "to test its significance.")
-    return record.config.seed, read_per_sample(folder / record.per_sample_file), record.run_id
+    if epoch is None:
+        name = record.per_sample_file
+        if not name:
+            raise BenchError(f"The run {record.run_id} stored no per-sample errors (it predates them): re-run it "
+                             "to test its significance.")
+    else:
+        name = record.eval_at_per_sample_files.get(str(int(epoch)))
+        if not name:
+            scored = ", ".join(sorted(record.eval_at_per_sample_files, key=int)) or "none"
+            raise BenchError(f"The run {record.run_id} stored no per-sample errors after epoch {epoch} (stored: "
+                             f"{scored}): re-run it with that epoch in --eval-at to test its significance there.")
+    return record.config.seed, read_per_sample(folder / name), record.run_id
 
 
-def _by_seed(runs: Iterable[Any], results_dir: Path | None) -> dict[int, tuple[dict[str, np.ndarray], str]]:
+def _by_seed(runs: Iterable[Any], results_dir: Path | None, epoch: int | None = None
+             ) -> dict[int, tuple[dict[str, np.ndarray], str]]:
     loaded: dict[int, tuple[dict[str, np.ndarray], str]] = {}
     for run in runs:
-        seed, arrays, name = _load_run(run, results_dir)
+        seed, arrays, name = _load_run(run, results_dir, epoch)
         if seed in loaded:
             raise BenchError(f"Two runs of seed {seed} ({loaded[seed][1]} and {name}): pass one run per seed.")
         loaded[seed] = (arrays, name)
@@ -165,17 +176,19 @@ def _by_seed(runs: Iterable[Any], results_dir: Path | None) -> dict[int, tuple[d
 
 
 def compare_runs(model_runs: Iterable[Any], baseline_runs: Iterable[Any], metric: str,
-                 results_dir: Path | None = None, n_boot: int = 10000, seed: int = 0) -> Comparison:
+                 results_dir: Path | None = None, n_boot: int = 10000, seed: int = 0,
+                 epoch: int | None = None) -> Comparison:
     """Paired comparison of `model_runs` against `baseline_runs` on `metric` ("mse", "mae" or "ssim").
 
     Runs are `RunRecord`s (their folders under `results_dir`) or run folders. Runs of the same seed
     are paired; their `sample_index` arrays must be equal (same test samples in the same order).
     Each sample's errors are averaged over the lead times, and the differences of all paired seeds
     are concatenated before testing. Seeds only one side has are left out; none in common is an error.
+    `epoch`: compare the errors scored after that --eval-at epoch instead of the best checkpoint's.
     """
     if metric not in PER_SAMPLE_METRICS:
         raise BenchError(f"Per-sample errors exist for {', '.join(PER_SAMPLE_METRICS)}, not {metric!r}.")
-    model, baseline = _by_seed(model_runs, results_dir), _by_seed(baseline_runs, results_dir)
+    model, baseline = _by_seed(model_runs, results_dir, epoch), _by_seed(baseline_runs, results_dir, epoch)
     seeds = sorted(set(model) & set(baseline))
     if not seeds:
         raise BenchError(f"No seed in common between the model runs (seeds {sorted(model)}) and the baseline "

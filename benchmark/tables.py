@@ -20,7 +20,7 @@ alphabetically), and by name within a family. In the sweep tables this holds wit
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,7 @@ class Table:
     flagged: set[str]  # marked †: not better than persistence on MSE
     column_prefix: str = ""  # how the non-metric column level reads: "" (datasets), "epoch ", "T_out="
     improving: set[str] = field(default_factory=set)  # marked ‡: best validation epoch = last epoch
+    marks: pd.DataFrame | None = None  # like `mean`: "▲" / "▼" / "" after a baseline's cell (`with_significance`)
 
     @property
     def empty(self) -> bool:
@@ -277,7 +278,10 @@ def formatted(table: Table, bold: tuple[str, str] = ("", "")) -> pd.DataFrame:
         if best.at[row, column]:
             text = f"{bold[0]}{text}{bold[1]}"
         seeds = int(table.seeds.at[row, column])
-        return text if seeds == usual else f"{text} (n={seeds})"
+        if seeds != usual:
+            text = f"{text} (n={seeds})"
+        mark = table.marks.at[row, column] if table.marks is not None else ""
+        return f"{text} {mark}" if mark else text
 
     text = pd.DataFrame({c: [cell(r, c) for r in table.mean.index] for c in table.mean.columns},
                         index=table.mean.index)
@@ -312,7 +316,8 @@ def to_markdown(table: Table) -> str:
 
 def _latex_escape(text: str) -> str:
     """Make a cell, label or caption LaTeX-safe: underscores, ±, and the † / ‡ marks."""
-    for plain, latex in (("_", "\\_"), ("%", "\\%"), ("±", "$\\pm$"), ("†", "$^\\dagger$"), ("‡", "$^\\ddagger$")):
+    for plain, latex in (("_", "\\_"), ("%", "\\%"), ("±", "$\\pm$"), ("†", "$^\\dagger$"), ("‡", "$^\\ddagger$"),
+                         ("▲", "$\\triangle$"), ("▼", "$\\nabla$"), ("Δ", "$\\Delta$")):
         text = text.replace(plain, latex)
     return text
 
@@ -371,43 +376,72 @@ SIGNIFICANCE_ALPHA = 0.05
 SIGNIFICANCE_MARKS = {"better": "▲", "worse": "▼", "none": ""}
 
 
+SIGNIFICANCE_AXES = {None: "main table", "t_out": "prediction length", "epoch": "--eval-at epoch"}
+
+
+def _significance_runs(frame: pd.DataFrame, axis: str | None, metrics: list[str], profile: str | None
+                       ) -> pd.DataFrame:
+    """The runs of the table `axis` names (columns run_id, model, dataset, cell): the main table's (cell
+    None), the length sweep's (cell = t_out) or the epoch sweep's (one row per run and --eval-at epoch)."""
+    if axis not in SIGNIFICANCE_AXES:
+        raise ValueError(f"axis must be one of {list(SIGNIFICANCE_AXES)}, got {axis!r}")
+    best = frame["epoch"] == "best"
+    rows = _select(frame[~best if axis == "epoch" else best], "normalized", metrics, profile)
+    if axis == "t_out":
+        rows = _latest_configuration(rows, ["model", "dataset", "t_out"])
+    else:
+        rows = _latest_configuration(main_length(rows), ["model", "dataset"])
+    rows = rows.assign(cell=rows[axis].astype(int) if axis else None)
+    return rows.drop_duplicates(["run_id", "cell"])[["run_id", "model", "dataset", "cell"]]
+
+
 def significance_marks(frame: pd.DataFrame, results_dir: Path, model: str = "diffuma",
                        metrics: list[str] | None = None, profile: str | None = None,
-                       alpha: float = SIGNIFICANCE_ALPHA, n_boot: int = 10000) -> pd.DataFrame:
-    """Paired tests of `model` against every other model of the main table, per dataset and metric.
+                       alpha: float = SIGNIFICANCE_ALPHA, n_boot: int = 10000, axis: str | None = None
+                       ) -> pd.DataFrame:
+    """Paired tests of `model` against every other model of a table, per cell (dataset, metric[, axis]).
 
-    The runs are those of the main table (per (model, dataset) the latest configuration, best
-    checkpoint), paired by seed on their stored per-sample normalized errors
-    (`benchmark.significance.compare_runs`). The p-values (paired bootstrap) are Holm-adjusted over the
-    baselines of each (dataset, metric). One row per (baseline, dataset, metric): mean_diff (model -
-    baseline), ci_low, ci_high, p, p_wilcoxon, p_holm, relative, n_samples, seeds, and mark: "▲" the
-    model is significantly better, "▼" significantly worse, "" not significant at `alpha`. Baselines
-    whose runs stored no per-sample errors, or share no seed with the model, are left out.
+    `axis` picks the table: None the main table (per (model, dataset) the latest configuration, best
+    checkpoint), "t_out" the length sweep (one run per prediction length), "epoch" the epoch sweep (the
+    errors each run stored after its --eval-at epochs). Runs are paired by seed on their stored
+    per-sample normalized errors (`benchmark.significance.compare_runs`). The p-values (paired bootstrap)
+    are Holm-adjusted over the baselines of each cell. One row per (baseline, dataset[, axis], metric):
+    mean_diff (model - baseline), ci_low, ci_high, p, p_wilcoxon, p_holm, relative, n_samples, seeds, and
+    mark: "▲" the model is significantly better, "▼" significantly worse, "" not significant at `alpha`.
+    Baselines whose runs stored no per-sample errors there, or share no seed with the model, are left out.
     """
     from benchmark.errors import BenchError
     from benchmark.records import read_record, record_path
     from benchmark.significance import PER_SAMPLE_METRICS, compare_runs, holm
 
     metrics = [m for m in (metrics or ["mse", "mae", "ssim"]) if m in PER_SAMPLE_METRICS]
-    rows = _select(frame[frame["epoch"] == "best"], "normalized", metrics, profile)
-    rows = _latest_configuration(main_length(rows), ["model", "dataset"])
-    runs = rows.drop_duplicates("run_id")[["run_id", "model", "dataset"]]
-    columns = ["baseline", "dataset", "metric", "mean_diff", "ci_low", "ci_high", "p", "p_wilcoxon", "p_holm",
-               "relative", "n_samples", "seeds", "mark"]
+    runs = _significance_runs(frame, axis, metrics, profile)
+    columns = ["baseline", "dataset", *([axis] if axis else []), "metric", "mean_diff", "ci_low", "ci_high", "p",
+               "p_wilcoxon", "p_holm", "relative", "n_samples", "seeds", "mark"]
+    records: dict[str, object] = {}
+
+    def loaded(run_ids: pd.Series) -> list:
+        for run_id in run_ids:
+            if run_id not in records:
+                records[run_id] = read_record(record_path(results_dir, run_id))
+        return [records[r] for r in run_ids]
+
     found: list[dict] = []
-    for dataset, group in runs.groupby("dataset", sort=True):
-        ours = [read_record(record_path(results_dir, r)) for r in group.loc[group["model"] == model, "run_id"]]
+    for (dataset, cell), group in runs.groupby(["dataset", "cell"], sort=True, dropna=False):
+        ours = loaded(group.loc[group["model"] == model, "run_id"])
         if not ours:
             continue
+        epoch = int(cell) if axis == "epoch" else None
+        where = {"dataset": dataset, **({axis: int(cell)} if axis else {})}
         for metric in metrics:
             family = []
             for baseline, runs_b in group[group["model"] != model].groupby("model", sort=False):
-                theirs = [read_record(record_path(results_dir, r)) for r in runs_b["run_id"]]
                 try:
-                    result = compare_runs(ours, theirs, metric, results_dir=results_dir, n_boot=n_boot)
+                    result = compare_runs(ours, loaded(runs_b["run_id"]), metric, results_dir=results_dir,
+                                          n_boot=n_boot, epoch=epoch)
                 except BenchError:
                     continue  # no per-sample errors stored, or no seed in common
-                family.append({"baseline": baseline, "dataset": dataset, "metric": metric,
+                family.append({"baseline": baseline, **where, "metric": metric,
                                "mean_diff": result.mean_diff, "ci_low": result.ci_low, "ci_high": result.ci_high,
                                "p": result.p_bootstrap, "p_wilcoxon": result.p_wilcoxon,
                                "relative": result.relative, "n_samples": result.n_samples,
@@ -419,22 +453,82 @@ def significance_marks(frame: pd.DataFrame, results_dir: Path, model: str = "dif
     return pd.DataFrame(found, columns=columns)
 
 
+def with_significance(table: Table, marks: pd.DataFrame, model: str = "diffuma") -> Table:
+    """`table` with the marks of `significance_marks` after its baselines' cells, and a caption saying so.
+
+    The main table takes the marks of `axis=None` (cells (dataset, metric)); the length and epoch
+    sweeps those of `axis="t_out"` / `"epoch"` (cells (dataset, model) x (t_out | epoch, metric)).
+    A baseline cell's ▲ reads "`model` is significantly better than this baseline here", ▼ "worse";
+    no mark: not significant, or not tested (no per-sample errors, no seed in common).
+    """
+    aligned = pd.DataFrame("", index=table.mean.index, columns=table.mean.columns, dtype=object)
+    axis = next((a for a in ("t_out", "epoch") if a in marks.columns), None)
+    tested = 0
+    for entry in marks.itertuples(index=False):
+        row = entry.baseline if table.mean.index.nlevels == 1 else (entry.dataset, entry.baseline)
+        column = (entry.dataset, entry.metric) if axis is None else (getattr(entry, axis), entry.metric)
+        if row in aligned.index and column in aligned.columns:
+            aligned.at[row, column] = entry.mark
+            tested += 1
+    if not tested:
+        return table
+    caption = _sentences(table.caption, f"▲ / ▼ after a cell: {model} is significantly better / worse than "
+                         "that model there (paired bootstrap of the normalized errors on the same test samples, "
+                         f"seeds pooled, Holm over the baselines, alpha {SIGNIFICANCE_ALPHA}; numbers in the "
+                         "significance tables); no mark: not "
+                         "significant or not tested.")
+    return replace(table, marks=aligned, caption=caption)
+
+
+TABLE_AXES = {"main": None, "length_sweep": "t_out", "epoch_sweep": "epoch"}  # table name -> significance axis
+
+
+def significance_stem(table: Table) -> str:
+    """The file stem of a table's significance numbers: significance, significance_length_sweep, ..."""
+    return "significance" if table.name == "main" else f"significance_{table.name}"
+
+
+def mark_significance(table: Table, frame: pd.DataFrame, results_dir: Path, metrics: list[str] | None = None,
+                      profile: str | None = None, model: str = "diffuma") -> tuple[Table, pd.DataFrame]:
+    """`table` with its significance marks (`with_significance`) and the tests behind them
+    (`significance_marks` on the axis of the table: main, length sweep or epoch sweep)."""
+    if table.name not in TABLE_AXES:
+        raise ValueError(f"no significance test is defined for the table {table.name!r}")
+    marks = significance_marks(frame, results_dir, model=model, metrics=metrics, profile=profile,
+                               axis=TABLE_AXES[table.name])
+    return (with_significance(table, marks, model) if not marks.empty else table), marks
+
+
+def significance_by_axis(frame: pd.DataFrame, results_dir: Path, profile: str | None = None,
+                         model: str = "diffuma") -> dict[str | None, pd.DataFrame]:
+    """The paired tests of all three tables (`significance_marks` per axis: None main, "t_out",
+    "epoch"), the axes without any test left out; what `benchmark.claims.claims_table` reads."""
+    found = {axis: significance_marks(frame, results_dir, model=model, profile=profile, axis=axis)
+             for axis in TABLE_AXES.values()}
+    return {axis: marks for axis, marks in found.items() if not marks.empty}
+
+
 def significance_table(marks: pd.DataFrame) -> pd.DataFrame:
-    """`significance_marks` as a wide table: rows baselines, columns (dataset, metric), cells
-    `<mark> p=<p_holm> (Δ <mean_diff>)`."""
+    """`significance_marks` as a wide table: rows baselines, columns (dataset[, t_out | epoch], metric),
+    cells `<mark> p=<p_holm> (Δ <mean_diff>)`."""
     if marks.empty:
         return pd.DataFrame()
+    axis = [a for a in ("t_out", "epoch") if a in marks.columns]
+    prefix = {"t_out": "T_out=", "epoch": "epoch "}
     cells = marks.assign(cell=[f"{m} p={p:.3g} (Δ {d:+.3g})".strip()
                                for m, p, d in zip(marks["mark"], marks["p_holm"], marks["mean_diff"], strict=True)])
-    wide = cells.set_index(["baseline", "dataset", "metric"])["cell"].unstack(["dataset", "metric"]).fillna("")
-    wide.columns = [f"{dataset} {METRIC_LABELS.get(metric, metric)}" for dataset, metric in wide.columns]
+    keys = ["dataset", *axis, "metric"]
+    wide = cells.set_index(["baseline", *keys])["cell"].unstack(keys).fillna("")
+    wide.columns = [" ".join([str(c[0]), *(f"{prefix[a]}{v}" for a, v in zip(axis, c[1:-1], strict=True)),
+                              METRIC_LABELS.get(c[-1], c[-1])]) for c in wide.columns]
     return wide
 
 
 def render_significance(marks: pd.DataFrame, out_dir: Path, formats: tuple[str, ...] = FORMATS,
-                        model: str = "diffuma") -> list[Path]:
-    """Write the significance table: `significance.csv` (the long numbers of `significance_marks`),
-    `significance.md` and `significance.tex` (the wide cells); returns the paths."""
+                        model: str = "diffuma", stem: str = "significance") -> list[Path]:
+    """Write the significance table: `<stem>.csv` (the long numbers of `significance_marks`),
+    `<stem>.md` and `<stem>.tex` (the wide cells; LaTeX marks: ▲ = $\\triangle$, ▼ = $\\nabla$, base
+    LaTeX symbols); returns the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     wide = significance_table(marks)
@@ -444,19 +538,17 @@ def render_significance(marks: pd.DataFrame, out_dir: Path, formats: tuple[str, 
                f"better, ▼ significantly worse (alpha {SIGNIFICANCE_ALPHA}).")
     written = []
     if "csv" in formats:
-        path = out_dir / "significance.csv"
+        path = out_dir / f"{stem}.csv"
         marks.to_csv(path, index=False)
         written.append(path)
     if "markdown" in formats:
-        path = out_dir / "significance.md"
+        path = out_dir / f"{stem}.md"
         body = wide.to_markdown() if not wide.empty else "(no pairs of runs with per-sample errors)"
         path.write_text(f"{body}\n\n{caption}\n")
         written.append(path)
     if "latex" in formats:
-        path = out_dir / "significance.tex"
+        path = out_dir / f"{stem}.tex"
         escaped = wide.rename(index=_latex_escape, columns=_latex_escape).map(_latex_escape)
-        escaped = escaped.map(lambda s: s.replace("▲", r"$\blacktriangle$").replace("▼", r"$\blacktriangledown$")
-                                .replace("Δ", r"$\Delta$"))
         path.write_text(escaped.style.to_latex(caption=_latex_escape(caption), environment="table"))
         written.append(path)
     return written

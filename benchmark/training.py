@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 from benchmark.config import SCHEDULERS, RunConfig
 from benchmark.data.base import ForecastData
 from benchmark.errors import BenchError
-from benchmark.evaluation import evaluate
+from benchmark.evaluation import eval_at_per_sample_name, evaluate, write_per_sample
 
 
 def quiet_lightning() -> None:
@@ -171,12 +171,15 @@ class ForecastDataModule(L.LightningDataModule):
 class EvalAtEpochs(Callback):
     """Scores the test split with the current weights after each epoch in `epochs`."""
 
-    def __init__(self, epochs: list[int], datamodule: ForecastDataModule, limit_batches: int | None, name: str):
+    def __init__(self, epochs: list[int], datamodule: ForecastDataModule, limit_batches: int | None, name: str,
+                 run_dir: Path | None = None):
         self.epochs = set(epochs)
         self.datamodule = datamodule
         self.limit_batches = limit_batches
         self.name = name
+        self.run_dir = run_dir  # where each epoch's per-sample errors go (None: not stored)
         self.results: dict[str, Any] = {}
+        self.per_sample_files: dict[str, str] = {}
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Runs before ModelCheckpoint saves (Lightning calls checkpoint callbacks last), so the
@@ -189,18 +192,24 @@ class EvalAtEpochs(Callback):
             # A DataLoader iterator draws its base seed from the global RNG: without the fork, scoring
             # the test split here would shift every later random draw of training (scheduled-sampling
             # masks, diffusion noise), and a run with --eval-at would train differently from one without.
+            per_sample: dict[str, Any] | None = {} if self.run_dir is not None else None
             with torch.random.fork_rng(devices=[pl_module.device] if pl_module.device.type == "cuda" else []):
                 metrics, _ = evaluate(pl_module.model, self.datamodule.test_dataloader(), data.normalizer,
-                                      data.lat, pl_module.device, self.limit_batches, self.name)
+                                      data.lat, pl_module.device, self.limit_batches, self.name,
+                                      per_sample_out=per_sample)
+            if per_sample:  # written now, so that a crash later in training keeps it (the checkpoint names it)
+                self.per_sample_files[str(epoch)] = write_per_sample(self.run_dir, per_sample,
+                                                                     name=eval_at_per_sample_name(epoch))
             self.results[str(epoch)] = metrics
 
     def state_dict(self) -> dict[str, Any]:
-        """Scores so far (saved into checkpoints)."""
-        return {"results": self.results}
+        """Scores so far and the names of their per-sample files (saved into checkpoints)."""
+        return {"results": self.results, "per_sample_files": self.per_sample_files}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore scores on resume."""
         self.results = dict(state_dict.get("results", {}))
+        self.per_sample_files = dict(state_dict.get("per_sample_files", {}))
 
 
 class ValidationCurve(Callback):
@@ -263,6 +272,7 @@ class FitOutcome:
     epochs_run: int
     optimizer_steps: int
     eval_at: dict[str, Any] = field(default_factory=dict)
+    eval_at_per_sample: dict[str, str] = field(default_factory=dict)  # epoch -> per-sample file in the run folder
     curve: list[dict[str, Any]] = field(default_factory=list)
     schedule: dict[str, Any] = field(default_factory=dict)
     resumed_from: str | None = None
@@ -315,7 +325,7 @@ def fit(
     checkpoint = ModelCheckpoint(
         dirpath=checkpoint_dir, filename="best-{epoch}", monitor="val/mse", mode="min", save_top_k=1, save_last=True
     )
-    eval_at = EvalAtEpochs(cfg["eval_at"], datamodule, cfg["limit_test_batches"], config.model)
+    eval_at = EvalAtEpochs(cfg["eval_at"], datamodule, cfg["limit_test_batches"], config.model, run_dir)
     curve = ValidationCurve()
     callbacks: list[Callback] = [eval_at, curve, checkpoint]
     if progress:
@@ -366,6 +376,7 @@ def fit(
         epochs_run=int(trainer.current_epoch),
         optimizer_steps=int(trainer.global_step),
         eval_at=dict(eval_at.results),
+        eval_at_per_sample=dict(eval_at.per_sample_files),
         curve=list(curve.curve),
         schedule=dict(getattr(module, "schedule", {}) or {}),
         resumed_from=resume,

@@ -1,0 +1,141 @@
+"""Significance inside the tables and the claims: per-sample errors at --eval-at epochs, marks aligned
+to the main table and the sweeps, and the claims' "significantly better than all baselines" count."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from benchmark import claims, tables
+from benchmark.cli import app
+from benchmark.config import resolve_run
+from benchmark.errors import BenchError
+from benchmark.evaluation import read_per_sample
+from benchmark.records import load_records, records_to_frame
+from benchmark.runner import execute_run
+from benchmark.significance import compare_runs
+
+DATASET = "synthetic-weather:t2m"
+EVAL_AT = {"train": {"eval_at": [1, 2]}}
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """Smoke runs of DIFFUMA and SimVP (seed 0) scored after epochs 1 and 2, and persistence."""
+    results = tmp_path_factory.mktemp("results")
+    runs = {model: execute_run(resolve_run("smoke", model, DATASET, 0, EVAL_AT), results)
+            for model in ("diffuma", "simvp", "persistence")}
+    return results, runs
+
+
+def test_eval_at_epochs_store_per_sample_errors(swept):
+    results, runs = swept
+    record = runs["simvp"]
+    assert record.eval_at_per_sample_files == {"1": "per_sample_epoch1.npz", "2": "per_sample_epoch2.npz"}
+    for epoch, name in record.eval_at_per_sample_files.items():
+        arrays = read_per_sample(results / record.run_id / name)
+        scores = record.eval_at[epoch].normalized
+        assert arrays["mse"].shape == (record.eval_at[epoch].count, record.config.t_out)
+        assert float(arrays["mse"].astype(np.float64).mean()) == pytest.approx(scores.mse, rel=1e-6)
+        assert float(arrays["ssim"].astype(np.float64).mean()) == pytest.approx(scores.ssim, rel=1e-6)
+    assert runs["persistence"].eval_at_per_sample_files == {}  # not trained: no --eval-at scoring
+
+
+def test_compare_runs_at_an_epoch(swept):
+    results, runs = swept
+    at_one = compare_runs([runs["diffuma"]], [runs["simvp"]], "mse", results_dir=results, n_boot=500, epoch=1)
+    at_best = compare_runs([runs["diffuma"]], [runs["simvp"]], "mse", results_dir=results, n_boot=500)
+    diffuma_one = runs["diffuma"].eval_at["1"].normalized.mse
+    assert at_one.model_mean == pytest.approx(diffuma_one, rel=1e-5)
+    assert at_best.model_mean == pytest.approx(runs["diffuma"].test.normalized.mse, rel=1e-5)
+    with pytest.raises(BenchError, match="after epoch 3 .stored: 1, 2."):
+        compare_runs([runs["diffuma"]], [runs["simvp"]], "mse", results_dir=results, epoch=3)
+
+
+def test_marks_per_axis(swept):
+    results, runs = swept
+    frame = records_to_frame(load_records(results))
+    by_epoch = tables.significance_marks(frame, results, n_boot=500, axis="epoch")
+    # persistence has no --eval-at errors: only simvp is tested, at both epochs and all three metrics
+    assert set(by_epoch["baseline"]) == {"simvp"}
+    assert sorted(set(zip(by_epoch["epoch"], by_epoch["metric"], strict=True))) == [
+        (e, m) for e in (1, 2) for m in ("mae", "mse", "ssim")]
+    by_length = tables.significance_marks(frame, results, n_boot=500, axis="t_out")
+    assert set(by_length["baseline"]) == {"simvp", "persistence"}
+    assert set(by_length["t_out"]) == {runs["simvp"].config.t_out}
+    with pytest.raises(ValueError, match="axis"):
+        tables.significance_marks(frame, results, axis="lead")
+    assert set(tables.significance_by_axis(frame, results)) == {None, "t_out", "epoch"}
+
+
+def test_marks_land_in_the_right_cells(swept):
+    results, _ = swept
+    frame = records_to_frame(load_records(results))
+    main = tables.main_table(frame)
+    marks = pd.DataFrame([
+        {"baseline": "simvp", "dataset": DATASET, "metric": "mse", "mark": "▲"},
+        {"baseline": "persistence", "dataset": DATASET, "metric": "ssim", "mark": "▼"},
+        {"baseline": "persistence", "dataset": DATASET, "metric": "mae", "mark": ""},
+        {"baseline": "convlstm", "dataset": DATASET, "metric": "mse", "mark": "▲"},  # no such row: ignored
+    ])
+    marked = tables.with_significance(main, marks)
+    text = tables.formatted(marked)
+    cells = {(row.split()[0], column[-1].split()[0]): value for row in text.index for column in text.columns
+             for value in [text.at[row, column]]}
+    assert cells[("simvp", "MSE")].endswith(" ▲") and cells[("persistence", "SSIM")].endswith(" ▼")
+    assert not cells[("persistence", "MAE")].endswith(("▲", "▼")) and not cells[("diffuma", "MSE")].endswith("▲")
+    assert "▲ / ▼ after a cell" in marked.caption and "▲ / ▼" not in main.caption
+    assert "$\\triangle$" in tables.to_latex(marked) and "$\\nabla$" in tables.to_latex(marked)
+    # the sweeps' cells are (dataset, model) x (epoch, metric)
+    sweep = tables.epoch_sweep_table(frame)
+    marked_sweep = tables.with_significance(sweep, pd.DataFrame([
+        {"baseline": "simvp", "dataset": DATASET, "epoch": 2, "metric": "mae", "mark": "▼"}]))
+    assert marked_sweep.marks.at[(DATASET, "simvp"), (2, "mae")] == "▼"
+    assert (marked_sweep.marks != "").to_numpy().sum() == 1
+    # nothing matched: the table is returned as it was
+    assert tables.with_significance(main, marks.iloc[3:]) is main
+
+
+def test_cli_marks_the_epoch_sweep_and_claims_test_it(swept, tmp_path):
+    results, _ = swept
+    out = tmp_path / "tables"
+    result = CliRunner().invoke(app, ["table", "--results", str(results), "--out", str(out), "--epoch-sweep",
+                                      "--significance"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert (out / "significance_epoch_sweep.csv").is_file() and (out / "epoch_sweep_normalized.md").is_file()
+    assert "▲ / ▼ after a cell" in (out / "epoch_sweep_normalized.md").read_text()
+    long = pd.read_csv(out / "significance_epoch_sweep.csv")
+    assert set(long["epoch"]) == {1, 2} and set(long["baseline"]) == {"simvp"}
+    result = CliRunner().invoke(app, ["claims", "--results", str(results), "--out", str(out)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "claims.csv")
+    every_epoch = table[table["claim"].str.startswith("significantly outperforms all baselines at every")].iloc[0]
+    # one of the paper's six baselines has runs here: every cell misses the other five
+    assert "in 0/6 dataset x epoch x metric cells" in every_epoch["our_runs"]
+    assert every_epoch["our_verdict"].endswith("significant: does not hold")
+
+
+def _family(cell: dict, p_values: dict[str, float], worse: tuple[str, ...] = ()) -> list[dict]:
+    return [{**cell, "baseline": b, "p": p, "mean_diff": 0.1 if b in worse else -0.1} for b, p in p_values.items()]
+
+
+def test_significant_cells_known_answers():
+    baselines = sorted(claims.PAPER_BASELINES)
+    assert len(baselines) == 6
+    strong = _family({"dataset": "d", "metric": "mse"}, dict.fromkeys(baselines, 0.001))
+    # six p = 0.01: Holm over six makes the smallest 0.06 > 0.05, so NOT significant anywhere
+    marginal = _family({"dataset": "d", "metric": "mae"}, dict.fromkeys(baselines, 0.01))
+    # a loss: SSIM is higher-is-better, a negative difference is worse even at p = 0.001
+    lost = _family({"dataset": "d", "metric": "ssim"}, dict.fromkeys(baselines, 0.001))
+    extra = [{"dataset": "d", "metric": "mse", "baseline": "persistence", "p": 0.9, "mean_diff": 0.5}]
+    marks = pd.DataFrame(strong + marginal + lost + extra)
+    cells, missed = claims.significant_cells(marks, ("mse", "mae", "ssim"))
+    assert cells == 3 and len(missed) == 2  # persistence is not one of the paper's baselines
+    assert missed[0].startswith("d MAE:") and "n.s., p=0.06" in missed[0]
+    assert missed[1].startswith("d SSIM:") and "worse" in missed[1]
+    only_mse, none_missed = claims.significant_cells(marks, ("mse",))
+    assert (only_mse, none_missed) == (1, [])
+    # a baseline without runs in a cell keeps the claim from holding there
+    five = pd.DataFrame(_family({"dataset": "d", "metric": "mse"}, dict.fromkeys(baselines[:5], 0.001)))
+    assert claims.significant_cells(five, ("mse",))[1] == [f"d MSE: {baselines[5]} (no runs)"]
