@@ -203,6 +203,10 @@ def table(
     compare: str | None = typer.Option(None, "--compare",
                                        help="'paper': ours beside the paper's Table 2 (main), 3-4 (--epoch-sweep) "
                                             "or 5 (--length-sweep), with relative differences and Kendall's tau."),
+    sweep_dataset: str | None = typer.Option(None, "--sweep-dataset",
+                                             help="With --compare: the paper's dataset taken for its Tables 3-5, "
+                                                  "which do not state one (default weatherbench:r; see "
+                                                  "benchmark/paper/numbers.py)."),
 ) -> None:
     """Render the paper's tables from the stored run records (Table 1 from the data itself)."""
     from benchmark import tables
@@ -238,7 +242,7 @@ def table(
         for path in tables.render_significance(marks, out, formats, stem=tables.significance_stem(built)):
             console.print(f"wrote {path}")
     if compare is not None:
-        _compare_table(compare, built, space.value, out, formats)
+        _compare_table(compare, built, space.value, out, formats, sweep_dataset)
         return
     written = tables.render(built, out, formats, suffix=f"_{space.value}")
     _print_table(built)
@@ -246,16 +250,18 @@ def table(
         console.print(f"wrote {path}")
 
 
-def _compare_table(against: str, built: Any, space: str, out: Path, formats: tuple[str, ...]) -> None:
+def _compare_table(against: str, built: Any, space: str, out: Path, formats: tuple[str, ...],
+                   sweep_dataset: str | None = None) -> None:
     from benchmark import compare
 
     if against != "paper":
         raise BenchError(f"--compare {against!r}: only 'paper' is known.")
-    comparison = compare.compare_with_paper(built, space=space)
+    sweep_dataset = sweep_dataset or compare.DEFAULT_SWEEP_DATASET
+    comparison = compare.compare_with_paper(built, space=space, sweep_dataset=sweep_dataset)
     if comparison.empty:
         raise BenchError(f"None of the {built.name.replace('_', ' ')} cells has a number in the paper beside it "
                          "(no shared dataset, epoch or length; the paper's Tables 3-5 are taken to be on "
-                         f"{compare.DEFAULT_SWEEP_DATASET}: see benchmark/compare.py).")
+                         f"{sweep_dataset}: pass --sweep-dataset to change it).")
     console.print(comparison.caption)
     console.print(compare.formatted(comparison).to_string())
     for path in compare.render(comparison, out, formats, suffix=f"_{space}"):

@@ -102,3 +102,11 @@ def test_cli_writes_the_comparison(tmp_path):
     none = CliRunner().invoke(app, ["table", "--compare", "paper", "--epoch-sweep", "--results", str(results),
                                     "--out", str(out)])
     assert none.exit_code != 0 and "weatherbench:r" in none.output
+    # --sweep-dataset moves the paper's Tables 3-4 onto t2m, where these runs are
+    moved = CliRunner().invoke(app, ["table", "--compare", "paper", "--epoch-sweep", "--sweep-dataset",
+                                     "weatherbench:t2m", "--results", str(results), "--out", str(out)])
+    assert moved.exit_code == 0, moved.output
+    assert "assumed weatherbench:t2m" in (out / "epoch_sweep_vs_paper_normalized.md").read_text()
+    unknown = CliRunner().invoke(app, ["table", "--compare", "paper", "--epoch-sweep", "--sweep-dataset",
+                                       "weatherbench:z500", "--results", str(results), "--out", str(out)])
+    assert unknown.exit_code != 0 and "not one of the paper's datasets" in unknown.output
