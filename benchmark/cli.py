@@ -184,7 +184,9 @@ def table(
     out: Path = typer.Option(Path("tables"), "--out", help="Folder the tables are written to."),
     format_: TableFormat = typer.Option(TableFormat.all, "--format", "-f", help="Output format."),
     space: Space = typer.Option(Space.normalized, "--space", help="Metrics in normalized or physical units."),
-    metrics: str = typer.Option("mse,mae,ssim", "--metrics", help="Comma-separated: mse,mae,rmse,ssim,psnr,lat_rmse."),
+    metrics: str = typer.Option("mse,mae,ssim", "--metrics",
+                                help="Comma-separated: mse,mae,rmse,ssim,psnr,lat_rmse,detail_ratio "
+                                     "(fine-scale power / the truth's; 1 = as sharp)."),
     profile: str | None = typer.Option(None, "--profile",
                                        help="Only runs of this profile (with --datasets: whose data settings; "
                                             "default paper)."),
@@ -223,9 +225,9 @@ def table(
         raise BenchError(f"No finished run records in {results}/. Run `bench run --models all "
                          "--dataset synthetic-weather --profile quick` first.")
     wanted = [m.strip() for m in metrics.split(",") if m.strip()]
-    unknown = sorted(set(wanted) - set(tables.LOWER_IS_BETTER))
+    unknown = sorted(set(wanted) - set(tables.METRICS))
     if unknown:
-        raise BenchError(f"Unknown metric(s) {', '.join(unknown)}; choose from {', '.join(tables.LOWER_IS_BETTER)}.")
+        raise BenchError(f"Unknown metric(s) {', '.join(unknown)}; choose from {', '.join(tables.METRICS)}.")
     builder = (tables.epoch_sweep_table if epoch_sweep else
                tables.length_sweep_table if length_sweep else tables.main_table)
     built = builder(frame, space=space.value, metrics=wanted, profile=profile)

@@ -55,6 +55,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "limit_train_batches": None,  # int: batches per epoch (CPU smoke runs); None: all
     "limit_val_batches": None,
     "limit_test_batches": None,
+    "stored_predictions": 4,  # test samples whose inputs, truth and prediction the run keeps (bench plot)
     "num_workers": 0,
     "accelerator": "auto",
     "devices": 1,
@@ -101,6 +102,7 @@ TRAIN_CHECKS: dict[str, tuple[Any, str]] = {
     "limit_train_batches": _BATCHES,
     "limit_val_batches": _BATCHES,
     "limit_test_batches": _BATCHES,
+    "stored_predictions": (lambda v: as_whole(v, 0) is not None, "a whole number of at least 0 (0: none)"),
     "num_workers": (lambda v: as_whole(v, 0) is not None, "a whole number of at least 0"),
     "accelerator": (_text, "a Lightning accelerator name such as auto, cpu or gpu"),
     "devices": (lambda v: as_whole(v, 1) is not None, "a whole number of at least 1"),
@@ -121,7 +123,7 @@ def check_train(train: dict[str, Any], model: str, dataset: str) -> None:
 
 # Keys that change where or how fast a run executes but not its result: left out of the run id.
 EXECUTION_KEYS = {
-    "train": {"num_workers", "accelerator", "devices", "num_nodes", "strategy"},
+    "train": {"num_workers", "accelerator", "devices", "num_nodes", "strategy", "stored_predictions"},
     "data": {"root"},
     "model": {"grad_checkpoint"},  # recomputation instead of storage: same numbers, less memory
 }

@@ -18,6 +18,11 @@ from benchmark.metrics import MetricAccumulator
 
 PER_SAMPLE_NAME = "per_sample.npz"
 PER_SAMPLE_ARRAYS = ("mse", "mae", "ssim", "sample_index")
+PREDICTIONS_NAME = "predictions.npz"
+PREDICTION_ARRAYS = ("inputs", "truth", "prediction", "sample_index")
+SPECTRA_NAME = "spectra.npz"
+SPECTRA_ARRAYS = ("wavenumber", "pred", "true", "kind")
+PREDICTION_SEED = 0  # which test samples are stored: the same for every model and seed of a dataset
 
 
 @torch.no_grad()
@@ -30,13 +35,20 @@ def evaluate(
     limit_batches: int | None = None,
     model_name: str = "model",
     per_sample_out: dict[str, np.ndarray] | None = None,
+    keep: np.ndarray | None = None,
+    kept_out: dict[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """Metrics of `model` over `loader` (normalized and physical space) and its inference timing.
 
     The timing counts only the model's forward passes (not data loading or scoring). A dict passed
     as `per_sample_out` is filled with the normalized-space per-(sample, lead) MSE, MAE and SSIM and
-    the samples' positions in the loader's order (`MetricAccumulator.per_sample`).
+    the samples' positions in the loader's order (`MetricAccumulator.per_sample`). With `keep`
+    (positions in the loader's order) and `kept_out`, those samples' normalized inputs, truths and
+    predictions go into `kept_out` (`inputs`, `truth`, `prediction`, `sample_index`), the spectra of
+    the whole split into `kept_out["spectra"]`.
     """
+    wanted = set() if keep is None else {int(i) for i in keep}
+    kept: dict[str, list[np.ndarray]] = {"inputs": [], "truth": [], "prediction": [], "sample_index": []}
     device = torch.device(device)
     was_training = model.training
     model.eval()
@@ -60,6 +72,11 @@ def evaluate(
                     f"{model_name} returned predictions of shape {tuple(y_hat.shape)} for targets of shape "
                     f"{tuple(y.shape)}; a model must map (B, T_in, C, H, W) to (B, T_out, C, H, W)."
                 )
+            for offset in range(x.shape[0]):
+                if samples - x.shape[0] + offset in wanted:
+                    for name, tensor in (("inputs", x), ("truth", y), ("prediction", y_hat)):
+                        kept[name].append(tensor[offset].detach().float().cpu().numpy())
+                    kept["sample_index"].append(np.asarray(samples - x.shape[0] + offset))
             if accumulator is None:
                 accumulator = MetricAccumulator(y.shape[1], normalizer, lat=lat,
                                                 keep_samples=per_sample_out is not None)
@@ -82,6 +99,9 @@ def evaluate(
     }
     if per_sample_out is not None:
         per_sample_out.update(accumulator.per_sample())
+    if kept_out is not None:
+        kept_out.update({name: np.stack(parts) for name, parts in kept.items() if parts})
+        kept_out["spectra"] = accumulator.spectrum.spectra()
     return accumulator.compute(), timing
 
 
@@ -96,26 +116,62 @@ def write_per_sample(run_dir: Path, per_sample: dict[str, np.ndarray], name: str
     Returns the file name relative to the run folder."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    arrays = {name: np.asarray(per_sample[name], dtype=np.float32) for name in ("mse", "mae", "ssim")}
+    arrays = {metric: np.asarray(per_sample[metric], dtype=np.float32) for metric in ("mse", "mae", "ssim")}
     arrays["sample_index"] = np.asarray(per_sample["sample_index"], dtype=np.int64)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=run_dir)
+    _write_npz_atomic(run_dir / name, arrays)
+    return name
+
+
+def predictions_to_keep(n_samples: int, count: int, seed: int = PREDICTION_SEED) -> np.ndarray:
+    """Positions of the test samples whose predictions a run stores: `count` of `n_samples`, drawn
+    without replacement by `seed` and sorted. They depend on the split's size alone, so every model
+    and seed on the same data configuration stores the same samples."""
+    count = max(0, min(int(count), int(n_samples)))
+    return np.sort(np.random.default_rng(seed).choice(int(n_samples), size=count, replace=False))
+
+
+def _write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, **arrays)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, run_dir / name)
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return name
+
+
+def write_predictions(run_dir: Path, kept: dict[str, np.ndarray]) -> tuple[str | None, str | None]:
+    """Store what `evaluate(..., kept_out=...)` kept: `predictions.npz` (normalized `inputs` (K, T_in,
+    C, H, W), `truth` and `prediction` (K, T_out, C, H, W) as float16, `sample_index` (K,)) when any
+    sample was kept, and `spectra.npz` (`wavenumber`, `pred`, `true` (T_out, C, K) float64, `kind`).
+    Returns the two file names relative to the run folder (None for one not written)."""
+    predictions = None
+    if "sample_index" in kept:
+        arrays = {name: np.asarray(kept[name], dtype=np.float16) for name in ("inputs", "truth", "prediction")}
+        arrays["sample_index"] = np.asarray(kept["sample_index"], dtype=np.int64)
+        _write_npz_atomic(Path(run_dir) / PREDICTIONS_NAME, arrays)
+        predictions = PREDICTIONS_NAME
+    spectra = None
+    if "spectra" in kept:
+        _write_npz_atomic(Path(run_dir) / SPECTRA_NAME, kept["spectra"])
+        spectra = SPECTRA_NAME
+    return predictions, spectra
+
+
+def read_npz(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays `names` of a stored .npz, with a clear error if the file is missing or incomplete."""
+    try:
+        with np.load(Path(path)) as stored:
+            return {name: stored[name] for name in names}
+    except (OSError, KeyError, ValueError) as error:
+        raise BenchError(f"The stored file {path} cannot be read ({error}). Re-run that run.") from None
 
 
 def read_per_sample(path: Path) -> dict[str, np.ndarray]:
     """The arrays `write_per_sample` stored, with a clear error if the file is missing or incomplete."""
-    try:
-        with np.load(Path(path)) as stored:
-            arrays = {name: stored[name] for name in PER_SAMPLE_ARRAYS}
-    except (OSError, KeyError, ValueError) as error:
-        raise BenchError(f"The per-sample errors {path} cannot be read ({error}). Re-run that run.") from None
-    return arrays
+    return read_npz(path, PER_SAMPLE_ARRAYS)

@@ -21,10 +21,15 @@ space obtained with the training split's `Normalizer.denormalize`):
 - **Latitude-weighted RMSE** (weather): per (sample, frame, channel)
   `sqrt(mean over lat, lon of w(lat) * error^2)` with `w = cos(lat) / mean(cos(lat))`
   (WeatherBench 1), averaged over channels, then averaged over samples (and frames).
+- **Detail ratio**: predicted over true power in the upper half of the wavenumbers, from the
+  spectra averaged over the test samples (zonal on latitude grids, radial on images;
+  `benchmark.spectra`), per channel, then averaged over channels. 1 = as much fine-scale power as
+  the truth, below 1 = blurred. Per lead: that lead's spectra; aggregate: the spectra summed over
+  leads (not the mean of the per-lead ratios). The same value in both spaces.
 
 Aggregates over lead times are the mean of the per-lead values (MSE, MAE, SSIM, PSNR,
-latitude-weighted RMSE); every lead has the same number of samples, so this is also the mean over
-all (sample, frame) pairs.
+latitude-weighted RMSE; the detail ratio excepted, above); every lead has the same number of
+samples, so this is also the mean over all (sample, frame) pairs.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.data.base import Normalizer
+from benchmark.spectra import SpectrumAccumulator
 
 SSIM_WIN_SIZE = 7
 SSIM_K1 = 0.01
@@ -209,6 +215,8 @@ class MetricAccumulator:
                     "(a channel that is constant on the training split cannot be scored with SSIM/PSNR)"
                 )
         self.names = ["mse", "mae", "ssim", "psnr"] + (["lat_rmse"] if self.weights is not None else [])
+        # zonal spectra on latitude-longitude grids (periodic in longitude), radial ones on images
+        self.spectrum_kind = "zonal" if self.weights is not None else "radial"
         self.reset()
 
     def reset(self) -> None:
@@ -217,6 +225,7 @@ class MetricAccumulator:
         self.sums = {space: {name: torch.zeros(self.t_out, dtype=torch.float64) for name in self.names}
                      for space in _SPACES}
         self.samples: dict[str, list[np.ndarray]] = {name: [] for name in self.PER_SAMPLE_METRICS}
+        self.spectrum = SpectrumAccumulator(self.spectrum_kind)
 
     @torch.no_grad()
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
@@ -236,6 +245,7 @@ class MetricAccumulator:
                 f"targets contain NaN or inf (batch of shape {tuple(target.shape)}); check the data"
             )
         pred, target = _f64(pred), _f64(target)
+        self.spectrum.update(pred, target)  # normalized: the detail ratio is the same in both spaces
         pairs = {
             "normalized": (pred, target),
             "physical": (self.normalizer.denormalize(pred), self.normalizer.denormalize(target)),
@@ -270,12 +280,15 @@ class MetricAccumulator:
         if self.count == 0:
             raise ValueError("no samples were scored: MetricAccumulator.update was never called with data")
         result: dict[str, Any] = {}
+        detail, detail_per_lead = self.spectrum.detail_ratios()
         for space in _SPACES:
             per_lead = {name: (self.sums[space][name] / self.count).tolist() for name in self.names}
             per_lead["rmse"] = [math.sqrt(v) for v in per_lead["mse"]]
             summary: dict[str, Any] = {name: float(np.mean(per_lead[name])) for name in self.names}
             summary["rmse"] = math.sqrt(summary["mse"])
-            order = ["mse", "mae", "rmse", "ssim", "psnr"] + (["lat_rmse"] if "lat_rmse" in per_lead else [])
+            summary["detail_ratio"], per_lead["detail_ratio"] = detail, detail_per_lead
+            order = ["mse", "mae", "rmse", "ssim", "psnr"] + (["lat_rmse"] if "lat_rmse" in per_lead else []) \
+                + ["detail_ratio"]
             result[space] = {**{k: summary[k] for k in order}, "per_lead": {k: per_lead[k] for k in order}}
         result["count"] = self.count
         return result

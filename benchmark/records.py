@@ -22,6 +22,10 @@ A record is the only thing tables and figures read. `RunRecord` below is its one
                  SSIM (`benchmark.evaluation.write_per_sample`); None (or absent, in older files) when not stored
     eval_at_per_sample_files  optional: {"<epoch>": file} the same errors after each --eval-at epoch
                  ({} or absent when not stored)
+    predictions_file  optional: a few test samples' normalized inputs, truth and prediction (float16;
+                 `train.stored_predictions` of them, the same samples for every model of a dataset)
+    spectra_file optional: the test split's mean power spectra of predictions and truth per lead and
+                 channel (`benchmark.spectra`), from which `detail_ratio` is computed
 
 Version 2 has the keys of version 1, but every one of them is now required: version 1 files were
 written over several releases that added `curve`, `schedule`, `best.still_improving` and
@@ -52,7 +56,8 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 2
 RECORD_NAME = "record.json"
-AGGREGATE_METRICS = ("mse", "mae", "rmse", "ssim", "psnr", "lat_rmse")  # the order benchmark.metrics uses
+# the order benchmark.metrics uses
+AGGREGATE_METRICS = ("mse", "mae", "rmse", "ssim", "psnr", "lat_rmse", "detail_ratio")
 
 
 @dataclass
@@ -66,6 +71,7 @@ class SpaceScores:
     psnr: float
     per_lead: dict[str, list[float]]
     lat_rmse: float | None = None  # only for data on a latitude grid
+    detail_ratio: float | None = None  # None in records written before it, or for a constant truth
 
     def aggregates(self) -> dict[str, float]:
         """The aggregate metrics by name (lat_rmse only when the data has latitudes)."""
@@ -188,6 +194,8 @@ class RunRecord:
     status: str = "finished"
     per_sample_file: str | None = None  # optional (no schema bump): relative to the run folder
     eval_at_per_sample_files: dict[str, str] = field(default_factory=dict)  # optional, as per_sample_file
+    predictions_file: str | None = None  # optional, as per_sample_file
+    spectra_file: str | None = None  # optional, as per_sample_file
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, `schema_version` first."""
@@ -210,6 +218,8 @@ class RunRecord:
             "eval_at": {epoch: scores.to_dict() for epoch, scores in self.eval_at.items()},
             "per_sample_file": self.per_sample_file,
             "eval_at_per_sample_files": self.eval_at_per_sample_files,
+            "predictions_file": self.predictions_file,
+            "spectra_file": self.spectra_file,
         }
 
     @classmethod
@@ -233,6 +243,8 @@ class RunRecord:
             eval_at={str(epoch): Scores.from_dict(scores) for epoch, scores in values["eval_at"].items()},
             per_sample_file=values.get("per_sample_file"),  # optional: absent in files written before it
             eval_at_per_sample_files={str(k): str(v) for k, v in values.get("eval_at_per_sample_files", {}).items()},
+            predictions_file=values.get("predictions_file"),
+            spectra_file=values.get("spectra_file"),
         )
 
 
@@ -250,6 +262,8 @@ def make_record(
     tested: TestOutcome,
     started_at: str,
     per_sample_file: str | None = None,
+    predictions_file: str | None = None,
+    spectra_file: str | None = None,
 ) -> RunRecord:
     """The record of a run that just finished, from what its steps produced."""
     return RunRecord(
@@ -277,6 +291,8 @@ def make_record(
         test=Scores.from_dict(tested.metrics),
         eval_at={str(epoch): Scores.from_dict(scores) for epoch, scores in fitted.eval_at.items()},
         per_sample_file=per_sample_file,
+        predictions_file=predictions_file,
+        spectra_file=spectra_file,
         eval_at_per_sample_files={str(epoch): name for epoch, name in fitted.eval_at_per_sample.items()},
     )
 

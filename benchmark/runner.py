@@ -200,7 +200,7 @@ def execute_run(
     """
     import lightning as L
 
-    from benchmark.evaluation import write_per_sample
+    from benchmark.evaluation import write_per_sample, write_predictions
     from benchmark.training import FitOutcome, fit, test
 
     started = now()
@@ -216,8 +216,10 @@ def execute_run(
         return None
     tested = test(model, data, config, device)
     per_sample_file = write_per_sample(run_dir, tested.per_sample) if tested.per_sample else None
+    predictions_file, spectra_file = write_predictions(run_dir, tested.kept or {})
     record = make_record(config, data, environment, _model_info(spec, model), fitted, tested, started,
-                         per_sample_file=per_sample_file)
+                         per_sample_file=per_sample_file, predictions_file=predictions_file,
+                         spectra_file=spectra_file)
     write_record(results_dir, record)
     (run_dir / "error.json").unlink(missing_ok=True)
     return record

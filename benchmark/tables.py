@@ -28,8 +28,10 @@ import pandas as pd
 from scipy import stats
 
 LOWER_IS_BETTER = {"mse": True, "mae": True, "rmse": True, "lat_rmse": True, "ssim": False, "psnr": False}
+CLOSEST_TO_ONE = frozenset({"detail_ratio"})  # best = nearest 1 (in ratio: |log value| smallest)
+METRICS = (*LOWER_IS_BETTER, *sorted(CLOSEST_TO_ONE))  # every metric a table can show
 METRIC_LABELS = {"mse": "MSE", "mae": "MAE", "rmse": "RMSE", "lat_rmse": "RMSE (lat-w.)", "ssim": "SSIM",
-                 "psnr": "PSNR"}
+                 "psnr": "PSNR", "detail_ratio": "detail"}
 FORMATS = ("csv", "latex", "markdown")
 BASELINE_MODEL = "persistence"
 FAMILY_ORDER = ("reference", "recurrent", "cnn", "physics-guided", "mamba-diffusion")
@@ -254,6 +256,9 @@ def _best_per_column(mean: pd.DataFrame) -> pd.DataFrame:
         lower = LOWER_IS_BETTER.get(column[-1], True)
         for index in groups:
             values = mean.loc[index, column].dropna()
+            if column[-1] in CLOSEST_TO_ONE:
+                values = np.log(values[values > 0]).abs()
+                lower = True
             if not values.empty:
                 best.loc[values.idxmin() if lower else values.idxmax(), column] = True
     return best
@@ -270,11 +275,12 @@ def formatted(table: Table, bold: tuple[str, str] = ("", "")) -> pd.DataFrame:
         value = table.mean.at[row, column]
         if pd.isna(value):
             return "–"
-        digits = 4 if column[-1] in ("ssim",) else 2 if column[-1] == "psnr" else 4
-        text = f"{value:.{digits}g}" if column[-1] not in ("ssim", "psnr") else f"{value:.{digits}f}"
+        fixed = {"ssim": 4, "psnr": 2, "detail_ratio": 3}  # decimals; the others: 4 significant digits
+        digits = fixed.get(column[-1], 4)
+        text = f"{value:.{digits}f}" if column[-1] in fixed else f"{value:.{digits}g}"
         width = half_width.at[row, column]
         if pd.notna(width):
-            text += f" ± {width:.2g}" if column[-1] not in ("ssim", "psnr") else f" ± {width:.{digits}f}"
+            text += f" ± {width:.{digits}f}" if column[-1] in fixed else f" ± {width:.2g}"
         if best.at[row, column]:
             text = f"{bold[0]}{text}{bold[1]}"
         seeds = int(table.seeds.at[row, column])
@@ -300,7 +306,7 @@ def _mark_models(key: object, table: Table) -> object:
 
 
 def _column_label(column: tuple, prefix: str) -> tuple:
-    arrow = "↓" if LOWER_IS_BETTER.get(column[-1], True) else "↑"
+    arrow = "→1" if column[-1] in CLOSEST_TO_ONE else "↓" if LOWER_IS_BETTER.get(column[-1], True) else "↑"
     return (*(f"{prefix}{c}" for c in column[:-1]), f"{METRIC_LABELS.get(column[-1], column[-1])} {arrow}")
 
 
@@ -329,7 +335,8 @@ def to_latex(table: Table) -> str:
     text.index = text.index.map(
         lambda i: tuple(_latex_escape(str(p)) for p in i) if isinstance(i, tuple) else _latex_escape(str(i)))
     text.columns = pd.MultiIndex.from_tuples(
-        [tuple(str(p).replace("_", "\\_").replace("↓", "$\\downarrow$").replace("↑", "$\\uparrow$") for p in c)
+        [tuple(str(p).replace("_", "\\_").replace("↓", "$\\downarrow$").replace("↑", "$\\uparrow$")
+               .replace("→", "$\\to$") for p in c)
          for c in text.columns])
     styler = text.style
     caption = _latex_escape(table.caption)

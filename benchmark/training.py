@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 from benchmark.config import SCHEDULERS, RunConfig
 from benchmark.data.base import ForecastData
 from benchmark.errors import BenchError
-from benchmark.evaluation import eval_at_per_sample_name, evaluate, write_per_sample
+from benchmark.evaluation import eval_at_per_sample_name, evaluate, predictions_to_keep, write_per_sample
 
 
 def quiet_lightning() -> None:
@@ -302,6 +302,8 @@ class TestOutcome:
     inference_samples_per_second: float
     # normalized-space per-(sample, lead) mse, mae, ssim and sample_index (`evaluation.evaluate`)
     per_sample: dict[str, Any] | None = None
+    # the stored test samples (inputs, truth, prediction, sample_index) and the split's spectra
+    kept: dict[str, Any] | None = None
 
 
 def fit(
@@ -388,10 +390,14 @@ def test(model: torch.nn.Module, data: ForecastData, config: RunConfig, device: 
     """Score `model` as it is (after `fit`: its best-validation weights) on the test split of `data`."""
     model.to(device)
     loader = ForecastDataModule(data, int(config.train["batch_size"])).test_dataloader()
+    limit = config.train["limit_test_batches"]
+    scored = len(loader.dataset) if limit is None else min(len(loader.dataset), int(limit) * int(loader.batch_size))
+    keep = predictions_to_keep(scored, int(config.train.get("stored_predictions", 0)))
     per_sample: dict[str, Any] = {}
-    metrics, timing = evaluate(model, loader, data.normalizer, data.lat, device, config.train["limit_test_batches"],
-                               config.model, per_sample_out=per_sample)
-    return TestOutcome(metrics=metrics, per_sample=per_sample, **timing)
+    kept: dict[str, Any] = {}
+    metrics, timing = evaluate(model, loader, data.normalizer, data.lat, device, limit, config.model,
+                               per_sample_out=per_sample, keep=keep, kept_out=kept)
+    return TestOutcome(metrics=metrics, per_sample=per_sample, kept=kept, **timing)
 
 
 test.__test__ = False  # a library function pytest must not collect where it is imported

@@ -268,8 +268,8 @@ def test_accumulator_per_lead_and_aggregates():
     json.dumps(res)  # JSON-ready
     for space in ("normalized", "physical"):
         block = res[space]
-        assert set(block) == {"mse", "mae", "rmse", "ssim", "psnr", "lat_rmse", "per_lead"}
-        for name in ("mse", "mae", "rmse", "ssim", "psnr", "lat_rmse"):
+        assert set(block) == {"mse", "mae", "rmse", "ssim", "psnr", "lat_rmse", "detail_ratio", "per_lead"}
+        for name in ("mse", "mae", "rmse", "ssim", "psnr", "lat_rmse", "detail_ratio"):
             assert isinstance(block[name], float)
             assert len(block["per_lead"][name]) == 4
         for name in ("mse", "mae", "ssim", "psnr", "lat_rmse"):
@@ -277,6 +277,8 @@ def test_accumulator_per_lead_and_aggregates():
         assert block["rmse"] == pytest.approx(math.sqrt(block["mse"]), rel=1e-12)
         np.testing.assert_allclose(block["per_lead"]["rmse"], np.sqrt(block["per_lead"]["mse"]), rtol=1e-12)
         assert block["per_lead"]["mse"][3] > block["per_lead"]["mse"][0]
+        # unit-free: the same in both spaces
+        assert block["detail_ratio"] == pytest.approx(res["normalized"]["detail_ratio"], rel=1e-12)
 
 
 def test_accumulator_without_lat_has_no_lat_rmse():

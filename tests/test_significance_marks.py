@@ -139,3 +139,29 @@ def test_significant_cells_known_answers():
     # a baseline without runs in a cell keeps the claim from holding there
     five = pd.DataFrame(_family({"dataset": "d", "metric": "mse"}, dict.fromkeys(baselines[:5], 0.001)))
     assert claims.significant_cells(five, ("mse",))[1] == [f"d MSE: {baselines[5]} (no runs)"]
+
+
+def test_runs_store_the_same_few_predictions_and_their_spectra(swept):
+    from benchmark.evaluation import PREDICTION_ARRAYS, SPECTRA_ARRAYS, predictions_to_keep, read_npz
+
+    results, runs = swept
+    indices = []
+    for model, record in runs.items():
+        assert record.predictions_file == "predictions.npz" and record.spectra_file == "spectra.npz"
+        stored = read_npz(results / record.run_id / record.predictions_file, PREDICTION_ARRAYS)
+        config = record.config
+        k = min(config.train["stored_predictions"], record.test.count)
+        assert stored["inputs"].shape == (k, config.t_in, 1, *stored["truth"].shape[-2:])
+        assert stored["truth"].shape == stored["prediction"].shape == (k, config.t_out, *stored["inputs"].shape[2:])
+        assert stored["prediction"].dtype == np.float16
+        indices.append(stored["sample_index"].tolist())
+        if model == "persistence":  # its prediction is the last input frame, repeated
+            np.testing.assert_array_equal(stored["prediction"][:, 0], stored["inputs"][:, -1])
+        spectra = read_npz(results / record.run_id / record.spectra_file, SPECTRA_ARRAYS)
+        assert str(spectra["kind"]) == "zonal" and spectra["pred"].shape == spectra["true"].shape
+        assert spectra["pred"].shape[:2] == (config.t_out, 1)
+        assert record.test.normalized.detail_ratio == pytest.approx(record.test.physical.detail_ratio)
+        assert len(record.test.normalized.per_lead["detail_ratio"]) == config.t_out
+    assert indices[0] == indices[1] == indices[2]  # the same samples for every model
+    np.testing.assert_array_equal(predictions_to_keep(100, 4), predictions_to_keep(100, 4))
+    assert len(predictions_to_keep(3, 4)) == 3 and len(predictions_to_keep(100, 0)) == 0
