@@ -22,3 +22,8 @@ class DataError(BenchError):
 
 class ConfigError(BenchError):
     """A configuration value or override that cannot be used."""
+
+
+class BenchWarning(UserWarning):
+    """Something the user should know that does not stop the command (an unreadable record skipped).
+    The CLI prints it as one yellow paragraph, without the warning machinery's file and line."""

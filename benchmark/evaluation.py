@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from benchmark.atomic import atomic_write
 from benchmark.data.base import Normalizer
 from benchmark.errors import BenchError
 from benchmark.metrics import MetricAccumulator
@@ -131,18 +130,7 @@ def predictions_to_keep(n_samples: int, count: int, seed: int = PREDICTION_SEED)
 
 
 def _write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(Path(path), lambda handle: np.savez(handle, **arrays))
 
 
 def write_predictions(run_dir: Path, kept: dict[str, np.ndarray]) -> tuple[str | None, str | None]:

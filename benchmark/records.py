@@ -24,6 +24,8 @@ A record is the only thing tables and figures read. `RunRecord` below is its one
                  ({} or absent when not stored)
     predictions_file  optional: a few test samples' normalized inputs, truth and prediction (float16;
                  `train.stored_predictions` of them, the same samples for every model of a dataset)
+    attempts     optional: the training attempts (`benchmark.resume.AttemptLog`): started_at, resumed_from,
+                 resumed_at_epoch, checkpoint_at, train_seconds, ended_at ([] in older files)
     spectra_file optional: the test split's mean power spectra of predictions and truth per lead and
                  channel (`benchmark.spectra`), from which `detail_ratio` is computed
 
@@ -38,8 +40,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +47,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from benchmark.atomic import atomic_write, remove_stale_temporaries
 from benchmark.config import RunConfig
-from benchmark.errors import DataError
+from benchmark.errors import BenchWarning, DataError
 
 if TYPE_CHECKING:
     from benchmark.data.base import ForecastData
@@ -196,6 +197,7 @@ class RunRecord:
     eval_at_per_sample_files: dict[str, str] = field(default_factory=dict)  # optional, as per_sample_file
     predictions_file: str | None = None  # optional, as per_sample_file
     spectra_file: str | None = None  # optional, as per_sample_file
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # optional (absent in older files)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, `schema_version` first."""
@@ -220,6 +222,7 @@ class RunRecord:
             "eval_at_per_sample_files": self.eval_at_per_sample_files,
             "predictions_file": self.predictions_file,
             "spectra_file": self.spectra_file,
+            "attempts": self.attempts,
         }
 
     @classmethod
@@ -245,6 +248,7 @@ class RunRecord:
             eval_at_per_sample_files={str(k): str(v) for k, v in values.get("eval_at_per_sample_files", {}).items()},
             predictions_file=values.get("predictions_file"),
             spectra_file=values.get("spectra_file"),
+            attempts=[dict(a) for a in values.get("attempts", [])],
         )
 
 
@@ -293,24 +297,15 @@ def make_record(
         per_sample_file=per_sample_file,
         predictions_file=predictions_file,
         spectra_file=spectra_file,
+        attempts=_plain(fitted.attempts),
         eval_at_per_sample_files={str(epoch): name for epoch, name in fitted.eval_at_per_sample.items()},
     )
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     """Write `payload` as JSON to `path` so that readers see the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=False, default=_json_default)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(payload, indent=2, sort_keys=False, default=_json_default)
+    atomic_write(Path(path), lambda handle: handle.write(text.encode("utf-8")))
 
 
 def _json_default(value: Any) -> Any:
@@ -331,8 +326,10 @@ def record_path(results_dir: Path, run_id: str) -> Path:
 
 
 def write_record(results_dir: Path, record: RunRecord) -> Path:
-    """Store a finished run's record atomically; returns its path."""
+    """Store a finished run's record atomically; returns its path. The temporary files that earlier,
+    interrupted attempts left in the run folder (a kill during a write) go with it."""
     path = record_path(results_dir, record.run_id)
+    remove_stale_temporaries(path.parent)
     write_json_atomic(path, record.to_dict())
     return path
 
@@ -370,13 +367,24 @@ def is_finished(results_dir: Path, run_id: str) -> bool:
 
 
 def load_records(results_dir: Path) -> list[RunRecord]:
-    """All finished records under `results_dir` (unreadable ones are skipped with a warning)."""
+    """All finished records under `results_dir`.
+
+    A record that cannot be read (truncated, of another schema, malformed) is skipped with a
+    `BenchWarning` naming it and what to do; so is a folder that is not a run's (neither a record
+    nor a `config.json`: a run folder holds one from its start). Files and hidden folders are ignored.
+    """
     records = []
-    for path in sorted(Path(results_dir).glob(f"*/{RECORD_NAME}")):
+    for folder in sorted(p for p in Path(results_dir).iterdir() if p.is_dir() and not p.name.startswith(".")):
+        path = folder / RECORD_NAME
+        if not path.exists():
+            if not (folder / "config.json").exists():
+                warnings.warn(f"{folder} is not a run folder (no {RECORD_NAME}, no config.json): skipped. Move it "
+                              "out of the results folder to silence this.", BenchWarning, stacklevel=2)
+            continue
         try:
             record = read_record(path)
         except DataError as error:
-            warnings.warn(str(error), stacklevel=2)
+            warnings.warn(f"{error} Skipped.", BenchWarning, stacklevel=2)
             continue
         if record.status == "finished":
             records.append(record)

@@ -36,6 +36,7 @@ from benchmark.config import SCHEDULERS, RunConfig
 from benchmark.data.base import ForecastData
 from benchmark.errors import BenchError
 from benchmark.evaluation import eval_at_per_sample_name, evaluate, predictions_to_keep, write_per_sample
+from benchmark.resume import AttemptLog, EpochShuffleSampler, RandomState
 
 
 def quiet_lightning() -> None:
@@ -145,13 +146,13 @@ class ForecastDataModule(L.LightningDataModule):
         self.seed = seed
 
     def _loader(self, dataset: Any, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        # shuffled: each epoch's order is a function of (seed, epoch), so a resumed run repeats it
+        sampler = EpochShuffleSampler(len(dataset), self.seed) if shuffle else None
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
-            generator=generator,
             persistent_workers=self.num_workers > 0,
         )
 
@@ -276,6 +277,7 @@ class FitOutcome:
     curve: list[dict[str, Any]] = field(default_factory=list)
     schedule: dict[str, Any] = field(default_factory=dict)
     resumed_from: str | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # `benchmark.resume.AttemptLog`
     is_global_zero: bool = True  # False in the other processes of a multi-process (DDP) run
 
     @classmethod
@@ -329,7 +331,9 @@ def fit(
     )
     eval_at = EvalAtEpochs(cfg["eval_at"], datamodule, cfg["limit_test_batches"], config.model, run_dir)
     curve = ValidationCurve()
-    callbacks: list[Callback] = [eval_at, curve, checkpoint]
+    resume = str(last) if last.exists() else None
+    attempts = AttemptLog(run_dir, resume)
+    callbacks: list[Callback] = [eval_at, curve, RandomState(), attempts, checkpoint]
     if progress:
         from lightning.pytorch.callbacks import RichProgressBar
 
@@ -356,10 +360,11 @@ def fit(
         log_every_n_steps=max(1, min(50, steps_per_epoch)),
         deterministic="warn",
     )
-    resume = str(last) if last.exists() else None
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    # our own checkpoint (it holds the generators' states, which weights-only loading refuses)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=False)
     seconds = time.perf_counter() - start
+    history = attempts.finish(seconds, int(trainer.current_epoch))
     if trainer.interrupted:
         raise KeyboardInterrupt
     best_path = checkpoint.best_model_path or None
@@ -374,7 +379,8 @@ def fit(
         best_epoch=best_epoch,
         best_val_mse=best_val,
         best_checkpoint=str(Path(best_path).relative_to(run_dir)) if best_path else None,
-        train_seconds=seconds,
+        train_seconds=sum(float(a.get("train_seconds") or 0.0) for a in history),
+        attempts=history,
         epochs_run=int(trainer.current_epoch),
         optimizer_steps=int(trainer.global_step),
         eval_at=dict(eval_at.results),
