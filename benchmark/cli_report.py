@@ -1,0 +1,40 @@
+"""`bench report`: the front end of `benchmark.report` (figures by `benchmark.plots`, then the report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmark.cli_common import console
+from benchmark.errors import BenchError
+from benchmark.records import RECORD_NAME
+
+
+def report_command(results: Path, out: Path, plots: bool = True) -> None:
+    """Write `out/report.html` (self-contained) and `out/report.md` from the run records in `results`;
+    with `plots`, the figures of `benchmark.plots.plot_all` first (into `out/figures/`) and in the report.
+    Raises BenchError when `results` is missing or holds no run record."""
+    from benchmark.report import build_report
+
+    results, out = Path(results), Path(out)
+    if not results.is_dir():
+        raise BenchError(f"The results folder {results}/ does not exist. Pass --results with the folder "
+                         "`bench run` or `bench reproduce` wrote the runs to.")
+    if not any(results.glob(f"*/{RECORD_NAME}")):
+        raise BenchError(f"The results folder {results}/ holds no run record (*/{RECORD_NAME}): nothing to report. "
+                         "Run `bench run` or `bench reproduce` first.")
+    figures = _plot(results, out) if plots else {}
+    html_path, markdown_path = build_report(results, out, figures)
+    console.print(f"Report: {html_path} (self-contained HTML)", highlight=False)
+    console.print(f"Markdown: {markdown_path}", highlight=False)
+
+
+def _plot(results: Path, out: Path) -> dict[str, list[Path]]:
+    """The figures of `benchmark.plots.plot_all`; none (with a note) while that module does not exist."""
+    try:
+        from benchmark.plots import plot_all
+    except ModuleNotFoundError as error:
+        if error.name != "benchmark.plots":
+            raise  # the module exists, but something it imports does not
+        console.print("No figures: benchmark.plots is not installed.", highlight=False)
+        return {}
+    return plot_all(results, out / "figures")
