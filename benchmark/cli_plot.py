@@ -1,0 +1,45 @@
+"""`bench plot`: the paper's figures from the stored run records (`benchmark.plots`, imported only when run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmark.cli_common import console
+from benchmark.errors import BenchError
+
+FIRST_RUN = "Run `bench run --models all --dataset synthetic-weather --profile quick` (or `bench reproduce`) first"
+
+
+def parse_formats(text: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    """`png,pdf` as ("png", "pdf"): lower-cased, duplicates dropped; BenchError naming an unknown one."""
+    wanted = tuple(dict.fromkeys(part.strip().lower().lstrip(".") for part in text.split(",") if part.strip()))
+    unknown = [fmt for fmt in wanted if fmt not in known]
+    if not wanted or unknown:
+        raise BenchError(f"Unknown figure format(s) {', '.join(unknown) or repr(text)}; choose from "
+                         f"{', '.join(known)} (comma-separated, e.g. --format png,pdf).")
+    return wanted
+
+
+def plot_command(results: Path, out: Path, formats: str) -> None:
+    """Draw every figure from the records under `results` into `out` and print each file written."""
+    from benchmark.records import RECORD_NAME
+
+    results, out = Path(results), Path(out)
+    if not results.is_dir():
+        raise BenchError(f"There is no results folder {results}/. {FIRST_RUN}, or pass --results DIR.")
+    if not any(results.glob(f"*/{RECORD_NAME}")):
+        raise BenchError(f"No run records in {results}/. {FIRST_RUN}; the figures are drawn from their records.")
+    from benchmark.plots import KNOWN_FORMATS, plot_all
+
+    wanted = parse_formats(formats, KNOWN_FORMATS)
+    with console.status(f"drawing the figures from {results}/ ..."):
+        written = plot_all(results, out, wanted)
+    if not any(written.values()):
+        raise BenchError(f"No figure could be drawn from the records in {results}/: none of them is finished "
+                         "and readable, or they hold no curves, scores or stored predictions. Re-run them with "
+                         "this version of diffuma-bench (bench run, or bench reproduce).")
+    for name, paths in written.items():
+        if not paths:
+            console.print(f"{name}: skipped (the records have nothing to draw it from)")
+        for path in paths:
+            console.print(f"{name}: {path}", highlight=False, soft_wrap=True)
