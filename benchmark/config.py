@@ -65,6 +65,10 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 
 OPTIMIZERS = ("adam", "adamw")
+# Lightning precisions a run may train in: fp32, bfloat16 autocast (CPU and GPU), float16 autocast with
+# loss scaling (CUDA only: checked when the run starts). Metrics are always computed in float64 from an
+# fp32 forward pass (`benchmark.evaluation`), whatever the training precision.
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 SCHEDULERS = ("cosine", "constant", "onecycle")
 
 
@@ -108,8 +112,8 @@ TRAIN_CHECKS: dict[str, tuple[Any, str]] = {
     "devices": (lambda v: as_whole(v, 1) is not None, "a whole number of at least 1"),
     "num_nodes": (lambda v: as_whole(v, 1) is not None, "a whole number of at least 1"),
     "strategy": (_text, "a Lightning strategy name such as auto or ddp"),
-    "precision": (_text, "a Lightning precision as text such as 32-true, 16-mixed or bf16-mixed "
-                         "(quote a bare number: \"32\")"),
+    "precision": (lambda v: v in PRECISIONS, ", ".join(PRECISIONS[:-1]) + " or " + PRECISIONS[-1]
+                  + " (16-mixed on CUDA only)"),
 }
 
 

@@ -399,7 +399,8 @@ def config_key(config: RunConfig) -> str:
 
 
 FRAME_COLUMNS = ["run_id", "config_key", "finished_at", "model", "family", "dataset", "seed", "t_in", "t_out",
-                 "profile", "epochs", "batch_size", "optimizer_steps", "trainable", "still_improving", "epoch",
+                 "profile", "epochs", "batch_size", "precision", "optimizer_steps", "trainable", "still_improving",
+                 "epoch",
                  "space", "metric", "lead", "value"]
 
 
@@ -407,7 +408,7 @@ def records_to_frame(records: list[RunRecord]) -> pd.DataFrame:
     """Long table, one row per (run, evaluation point, space, metric[, lead]).
 
     Columns: run_id, config_key, finished_at, model, family, dataset, seed, t_in, t_out, profile,
-    epochs, batch_size, optimizer_steps, trainable, still_improving, epoch ("best" or the
+    epochs, batch_size, precision, optimizer_steps, trainable, still_improving, epoch ("best" or the
     --eval-at epoch as a string), space ("normalized" / "physical"), metric, lead (0 = aggregate,
     1..T_out = lead time), value.
     """
@@ -435,6 +436,7 @@ def _run_columns(record: RunRecord) -> dict[str, Any]:
         "profile": config.profile,
         "epochs": config.train["epochs"],
         "batch_size": config.train["batch_size"],
+        "precision": config.train.get("precision", "32-true"),
         "optimizer_steps": record.cost.optimizer_steps,
         "trainable": record.model_info.trainable,
         "still_improving": bool(record.best.still_improving),

@@ -202,6 +202,20 @@ def budget_rule(rows: pd.DataFrame) -> str:
     return f"Unequal budgets -- {'; '.join(parts)}."
 
 
+def precision_note(rows: pd.DataFrame) -> str:
+    """The caption's sentence on training precision: nothing when every learned model trained in fp32,
+    the precision when all share another, the models per precision when they differ."""
+    learned = rows[rows["trainable"].astype(bool)].drop_duplicates("run_id")
+    if learned.empty or "precision" not in learned:
+        return ""
+    by_precision = learned.groupby("precision")["model"].agg(lambda m: sorted(set(m)))
+    if len(by_precision) == 1:
+        precision = by_precision.index[0]
+        return "" if precision == "32-true" else f"Every learned model trained in {precision} precision."
+    parts = [f"{precision}: {', '.join(models)}" for precision, models in by_precision.items()]
+    return f"Trained in different precisions -- {'; '.join(parts)}."
+
+
 def _sentences(*parts: str) -> str:
     """A caption from its sentences, the empty ones left out."""
     return " ".join(p for p in parts if p)
@@ -216,7 +230,7 @@ def main_table(frame: pd.DataFrame, space: str = "normalized", metrics: list[str
     mean, std, n = _in_model_order(_pivot(rows, ["model"], ["dataset", "metric"], metrics), rows)
     improving = set(rows.loc[rows["still_improving"].astype(bool), "model"])
     caption = _sentences(f"Test scores of the best-validation checkpoint, {space} units, per-pixel means, "
-                         "averaged over seeds.", seed_note(n), budget_rule(rows),
+                         "averaged over seeds.", seed_note(n), budget_rule(rows), precision_note(rows),
                          "† : not better than persistence on MSE.",
                          "‡ : still improving (its best validation epoch is its last: budget-bound).")
     return Table("main", mean, std, n, caption, _flag_not_beating_persistence(mean), improving=improving)
@@ -231,7 +245,7 @@ def epoch_sweep_table(frame: pd.DataFrame, space: str = "normalized", metrics: l
     rows["epoch"] = rows["epoch"].astype(int)
     mean, std, n = _in_model_order(_pivot(rows, ["dataset", "model"], ["epoch", "metric"], metrics), rows)
     caption = _sentences(f"Test scores after N training epochs (--eval-at), {space} units, averaged over seeds.",
-                         seed_note(n))
+                         seed_note(n), precision_note(rows))
     return Table("epoch_sweep", mean, std, n, caption, set(), column_prefix="epoch ")
 
 
@@ -243,7 +257,7 @@ def length_sweep_table(frame: pd.DataFrame, space: str = "normalized", metrics: 
     rows = _latest_configuration(rows, ["model", "dataset", "t_out"])
     mean, std, n = _in_model_order(_pivot(rows, ["dataset", "model"], ["t_out", "metric"], metrics), rows)
     caption = _sentences(f"Test scores by prediction length T_out, {space} units, averaged over seeds.",
-                         seed_note(n))
+                         seed_note(n), precision_note(rows))
     return Table("length_sweep", mean, std, n, caption, set(), column_prefix="T_out=")
 
 

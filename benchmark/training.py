@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 
 from benchmark.config import SCHEDULERS, RunConfig
 from benchmark.data.base import ForecastData
-from benchmark.errors import BenchError
+from benchmark.errors import BenchError, ConfigError
 from benchmark.evaluation import eval_at_per_sample_name, evaluate, predictions_to_keep, write_per_sample
 from benchmark.resume import AttemptLog, EpochShuffleSampler, RandomState
 
@@ -321,6 +321,10 @@ def fit(
     """
     quiet_lightning()
     cfg = config.train
+    if cfg["precision"] == "16-mixed" and (cfg["accelerator"] == "cpu" or not torch.cuda.is_available()):
+        raise ConfigError(f"train.precision = 16-mixed (for {config.model}) needs a CUDA GPU: float16 autocast "
+                          "with loss scaling is a GPU mode. On this machine use bf16-mixed (bfloat16 autocast, "
+                          "no loss scaling) or 32-true: --set train.precision=bf16-mixed.")
     run_dir = Path(run_dir).resolve()
     checkpoint_dir = run_dir / "checkpoints"
     last = checkpoint_dir / "last.ckpt"

@@ -135,11 +135,17 @@ def selective_scan(
         raise ConfigError(f"selective_scan needs a resolved backend (mambapy or mamba_ssm), got {backend!r}.")
     from mambapy.pscan import pscan
 
-    dt = F.softplus(delta + delta_bias)
-    decay = torch.exp(dt.unsqueeze(-1) * A)  # (N, L, d_inner, d_state)
-    drive = (dt * u).unsqueeze(-1) * B.unsqueeze(2)  # (N, L, d_inner, d_state)
-    states = pscan(decay, drive)  # pads L to a power of two itself
-    return (states @ C.unsqueeze(-1)).squeeze(-1) + D * u
+    # The recurrence, its exponentials and the read-out run in float32 whatever the autocast
+    # precision (as the CUDA kernel does internally): a product of L decays in bfloat16 loses the state.
+    dtype = u.dtype
+    with torch.autocast(device_type=u.device.type, enabled=False):
+        u, delta, B, C = u.float(), delta.float(), B.float(), C.float()
+        dt = F.softplus(delta + delta_bias.float())
+        decay = torch.exp(dt.unsqueeze(-1) * A.float())  # (N, L, d_inner, d_state)
+        drive = (dt * u).unsqueeze(-1) * B.unsqueeze(2)  # (N, L, d_inner, d_state)
+        states = pscan(decay, drive)  # pads L to a power of two itself
+        y = (states @ C.unsqueeze(-1)).squeeze(-1) + D.float() * u
+    return y.to(dtype)
 
 
 def _ssm_parameters(d_inner: int, d_state: int, d_conv: int, dt_rank: int) -> dict[str, nn.Module | nn.Parameter]:
