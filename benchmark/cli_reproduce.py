@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ from benchmark.cli_common import console, error_console
 
 def reproduce_command(suite_name: str, profile: str, seeds: list[int], dataset: str | None, models: str | None,
                       results: Path, out: Path | None, data_root: Path | None, jobs: int | None,
-                      dry_run: bool) -> None:
+                      dry_run: bool, slurm: Any = None, wait: bool = False) -> None:
+    """Plan the suite's runs, execute the missing ones (here, or as SLURM jobs with `slurm`: `SlurmOptions`),
+    then render its tables. SLURM jobs without `wait`: the tables come when the command is run again."""
     from benchmark.reproduce import DEFAULT_OUT, load_suite, plan_suite_detailed, render_suite
     from benchmark.runner import execute_sweep, plan_sweep
 
@@ -24,9 +27,6 @@ def reproduce_command(suite_name: str, profile: str, seeds: list[int], dataset: 
     if dry_run:
         _print_dry_run(plan, results)
         return
-    sweep = plan_sweep(plan.configs, results, jobs)
-    console.print(f"{len(plan.configs)} runs planned, {len(sweep.skipped)} already finished, {len(sweep.pending)} "
-                  f"to run{f', {sweep.jobs} at a time' if sweep.jobs > 1 else ''}. Records go to {results}/.")
 
     def on_event(kind: str, index: int, config: Any, payload: Any) -> None:
         where = f"[{index + 1}/{len(plan.configs)}] {config.model} on {config.dataset} (seed {config.seed}, " \
@@ -38,7 +38,19 @@ def reproduce_command(suite_name: str, profile: str, seeds: list[int], dataset: 
         elif kind == "fail":
             error_console.print(f"[red]✗[/] {where} failed: {payload}", highlight=False)
 
-    report = execute_sweep(sweep, results, progress=False, on_event=on_event) if sweep.pending else None
+    if slurm is not None:
+        submitted, report = submit_and_report(plan.configs, results, slurm, wait, on_event)
+        if report is None and any(entry.action != "finished" for entry in submitted):
+            console.print(f"The tables need these runs: once `bench status --results {results}` shows them "
+                          "finished, run this same `bench reproduce` command again. It skips the finished runs "
+                          "(and those still queued) and renders the tables.", highlight=False)
+            return
+    else:
+        sweep = plan_sweep(plan.configs, results, jobs)
+        console.print(f"{len(plan.configs)} runs planned, {len(sweep.skipped)} already finished, "
+                      f"{len(sweep.pending)} to run{f', {sweep.jobs} at a time' if sweep.jobs > 1 else ''}. "
+                      f"Records go to {results}/.")
+        report = execute_sweep(sweep, results, progress=False, on_event=on_event) if sweep.pending else None
     written = render_suite(results, out, plan, data_overrides=overrides)
     for name, paths in written.items():
         console.print(f"{name}: {', '.join(str(p) for p in paths)}")
@@ -47,6 +59,31 @@ def reproduce_command(suite_name: str, profile: str, seeds: list[int], dataset: 
                       f"failed {len(report.failed)}.")
         if report.failed:
             raise typer.Exit(code=1)
+
+
+def submit_and_report(configs: list[Any], results: Path, slurm: Any, wait: bool,
+                      on_event: Callable[[str, int, Any, Any], None]) -> tuple[list[Any], Any]:
+    """Submit the runs of `configs` as SLURM jobs (`benchmark.launchers`) and print what happened; with `wait`,
+    wait for them (each run's outcome through `on_event`). Returns the `SubmittedRun`s and the
+    `SweepReport` (None without `wait`). Shared by `bench run` and `bench reproduce`."""
+    from benchmark.launchers import submission_lines, submit_runs, wait_for
+
+    with console.status("submitting the jobs ..."):
+        submitted = submit_runs(configs, results, slurm)
+    for line in submission_lines(submitted, results):
+        console.print(line, highlight=False)
+    if not wait:
+        return submitted, None
+    waiting = sum(entry.action != "finished" for entry in submitted)
+    if waiting:
+        console.print(f"Waiting for {waiting} run{'s' if waiting > 1 else ''} (Ctrl-C stops the waiting, not the "
+                      "jobs) ...")
+    try:
+        return submitted, wait_for(submitted, results, on_event)
+    except KeyboardInterrupt:
+        error_console.print(f"Stopped waiting; the jobs go on. `bench status --results {results}` shows them.",
+                            highlight=False)
+        raise typer.Exit(code=130) from None
 
 
 def _print_dry_run(plan: Any, results: Path) -> None:

@@ -42,6 +42,7 @@ from benchmark.records import (
 )
 from benchmark.registry import ModelSpec, create_model, get_model_spec, resolve_model_names
 from benchmark.shapes import DataShape
+from benchmark.status import first_process, heartbeat
 
 
 def plan_runs(
@@ -196,16 +197,23 @@ def execute_run(
     """Train (unless the model has no parameters to train), test, and store one run's record.
 
     Returns the record; None in the processes of a multi-process (DDP) run but the first, which
-    store nothing.
+    store nothing. While it runs, the first process keeps a heartbeat in the run folder
+    (`running.json`, see `benchmark.status`), removed when the run ends, however it ends.
     """
+    started = now()
+    run_dir = open_run_dir(config, results_dir)
+    with heartbeat(run_dir):
+        return _execute(config, results_dir, run_dir, started, progress, data_cache or DataCache())
+
+
+def _execute(config: RunConfig, results_dir: Path, run_dir: Path, started: str, progress: bool,
+             data_cache: DataCache) -> RunRecord | None:
     import lightning as L
 
     from benchmark.evaluation import write_per_sample, write_predictions
     from benchmark.training import FitOutcome, fit, test
 
-    started = now()
-    run_dir = _open_run_dir(config, results_dir)
-    data = _load_checked(config, data_cache or DataCache())
+    data = _load_checked(config, data_cache)
     L.seed_everything(config.seed, workers=True, verbose=False)
     spec = get_model_spec(config.model)
     model = create_model(config.model, data.shape, **config.model_args)
@@ -225,7 +233,31 @@ def execute_run(
     return record
 
 
-def _open_run_dir(config: RunConfig, results_dir: Path) -> Path:
+def execute_run_keeping_errors(
+    config: RunConfig, results_dir: Path, progress: bool = False, data_cache: DataCache | None = None
+) -> RunRecord | None:
+    """`execute_run`, and when it fails, the reason in the run's error.json (then the error is raised again).
+
+    What a SLURM job runs (`benchmark.launchers.run_job`): nobody watches its terminal, so every
+    failure, a configuration error included, is kept where `bench status` reads it.
+    """
+    try:
+        return execute_run(config, results_dir, progress=progress, data_cache=data_cache)
+    except Exception as error:
+        if first_process():
+            record_failure(config, results_dir, error)
+        raise
+
+
+def record_failure(config: RunConfig, results_dir: Path, error: BaseException) -> str:
+    """Write why `config`'s run failed to its error.json (message and traceback); returns the message."""
+    message = str(error) if isinstance(error, BenchError) else f"{type(error).__name__}: {error}"
+    write_json_atomic(Path(results_dir) / config.run_id / "error.json",
+                      {"error": message, "traceback": "".join(traceback.format_exception(error))})
+    return message
+
+
+def open_run_dir(config: RunConfig, results_dir: Path) -> Path:
     """The run's folder, with the resolved config written into it before anything can fail."""
     run_dir = Path(results_dir) / config.run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -329,10 +361,7 @@ def _execute_and_keep_errors(
     except (DataError, ConfigError, UnknownNameError):
         raise  # the data or the configuration is wrong for every run: stop and say so
     except Exception as error:  # a run that breaks does not stop the others; its reason is kept
-        message = str(error) if isinstance(error, BenchError) else f"{type(error).__name__}: {error}"
-        write_json_atomic(Path(results_dir) / config.run_id / "error.json",
-                          {"error": message, "traceback": traceback.format_exc()})
-        raise _RunFailed(message) from None
+        raise _RunFailed(record_failure(config, results_dir, error)) from None
 
 
 def run_sweep(
