@@ -102,6 +102,81 @@ class Space(str, Enum):
     physical = "physical"
 
 
+class Launcher(str, Enum):
+    local = "local"
+    slurm = "slurm"
+
+
+class SlurmExecutor(str, Enum):
+    slurm = "slurm"
+    local = "local"
+
+
+# The SLURM options of `bench run` and `bench reproduce` (one definition, used by both commands)
+_SLURM = "SLURM (with --launcher slurm)"
+_LAUNCHER = typer.Option(Launcher.local, "--launcher",
+                         help="local: run here; slurm: one SLURM job per run via submitit (pip install -e .\\[slurm]).")
+_PARTITION = typer.Option(None, "--partition", help="The partition the jobs go to.", rich_help_panel=_SLURM)
+_TIME = typer.Option(None, "--time", help="Wall-clock limit of each job (required): minutes, or HH:MM:SS.",
+                     rich_help_panel=_SLURM)
+_GPUS = typer.Option(None, "--gpus-per-node", help="GPUs per node (default: train.devices; 0 for runs with "
+                                                   "train.accelerator=cpu).", rich_help_panel=_SLURM)
+_NODES = typer.Option(None, "--nodes", help="Nodes per job (default: train.num_nodes, which it must equal).",
+                      rich_help_panel=_SLURM)
+_CPUS = typer.Option(None, "--cpus-per-task", help="CPU cores per task (a job has train.devices tasks per node).",
+                     rich_help_panel=_SLURM)
+_MEM = typer.Option(None, "--mem", help="Memory per node, e.g. 64G.", rich_help_panel=_SLURM)
+_ACCOUNT = typer.Option(None, "--account", help="The account the jobs are charged to.", rich_help_panel=_SLURM)
+_SBATCH = typer.Option([], "--sbatch", metavar="KEY=VALUE", rich_help_panel=_SLURM,
+                       help="An extra #SBATCH option (repeatable): --sbatch qos=high, --sbatch exclusive.")
+_ARRAY = typer.Option(None, "--array-parallelism", metavar="N", rich_help_panel=_SLURM,
+                      help="Submit the pending runs as one job array, N of them running at once (default: one "
+                           "job per run).")
+_WAIT = typer.Option(False, "--wait", rich_help_panel=_SLURM,
+                     help="Wait for the jobs and report like a local run (exit 1 if one failed); by default "
+                          "return once they are submitted.")
+_EXECUTOR = typer.Option(SlurmExecutor.slurm, "--slurm-executor", rich_help_panel=_SLURM,
+                         help="slurm: sbatch. local: submitit's LocalExecutor runs the same jobs as subprocesses "
+                              "of this machine (no SLURM; for tests).")
+
+
+def _slurm_options(launcher: Launcher, executor: SlurmExecutor, partition: str | None, time: str | None,
+                   gpus_per_node: int | None, nodes: int | None, cpus_per_task: int | None, mem: str | None,
+                   account: str | None, sbatch: list[str], array_parallelism: int | None, wait: bool) -> Any:
+    """The `SlurmOptions` of `--launcher slurm`; None with `--launcher local`, which takes none of them."""
+    from benchmark.errors import ConfigError
+    from benchmark.launchers import SlurmOptions
+
+    if launcher is Launcher.slurm:
+        return SlurmOptions.from_cli(executor.value, partition, time, gpus_per_node, nodes, cpus_per_task, mem,
+                                     account, sbatch, array_parallelism)
+    given = [flag for flag, value in (("--partition", partition), ("--time", time), ("--gpus-per-node", gpus_per_node),
+                                      ("--nodes", nodes), ("--cpus-per-task", cpus_per_task), ("--mem", mem),
+                                      ("--account", account), ("--sbatch", sbatch or None),
+                                      ("--array-parallelism", array_parallelism), ("--wait", wait or None),
+                                      ("--slurm-executor", None if executor is SlurmExecutor.slurm else executor))
+             if value is not None]
+    if given:
+        raise ConfigError(f"{', '.join(given)} only apply to SLURM jobs: add --launcher slurm, or leave "
+                          f"{'it' if len(given) == 1 else 'them'} out to run here.")
+    return None
+
+
+def _run_overrides(set_: list[str], epochs: int | None = None, eval_at: str | None = None,
+                   data_root: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The command-line layer of a run's configuration: `--set`, then `--epochs`, `--eval-at`, `--data-root`."""
+    from benchmark.config import parse_overrides
+
+    overrides = parse_overrides(set_)
+    if epochs is not None:
+        overrides.setdefault("train", {})["epochs"] = epochs
+    if eval_at is not None:
+        overrides.setdefault("train", {})["eval_at"] = _int_list(eval_at, "--eval-at")
+    if data_root is not None:
+        overrides.setdefault("data", {})["root"] = str(data_root)
+    return overrides
+
+
 @app.command()
 @friendly_errors
 def run(
@@ -123,20 +198,30 @@ def run(
     jobs: int | None = typer.Option(None, "--jobs", "-j",
                                     help="Runs at once, each in its own process (default: 1 with CUDA, "
                                          "else one per CPU core)."),
+    launcher: Launcher = _LAUNCHER,
+    partition: str | None = _PARTITION,
+    time_: str | None = _TIME,
+    gpus_per_node: int | None = _GPUS,
+    nodes: int | None = _NODES,
+    cpus_per_task: int | None = _CPUS,
+    mem: str | None = _MEM,
+    account: str | None = _ACCOUNT,
+    sbatch: list[str] = _SBATCH,
+    array_parallelism: int | None = _ARRAY,
+    wait: bool = _WAIT,
+    slurm_executor: SlurmExecutor = _EXECUTOR,
 ) -> None:
     """Train and evaluate models on a dataset; finished runs are skipped, broken ones resumed."""
     import json
 
-    from benchmark.config import parse_overrides
     from benchmark.runner import execute_sweep, plan_runs, plan_sweep
 
-    overrides = parse_overrides(set_)
-    if epochs is not None:
-        overrides.setdefault("train", {})["epochs"] = epochs
-    if eval_at is not None:
-        overrides.setdefault("train", {})["eval_at"] = _int_list(eval_at, "--eval-at")
-    if data_root is not None:
-        overrides.setdefault("data", {})["root"] = str(data_root)
+    slurm = _slurm_options(launcher, slurm_executor, partition, time_, gpus_per_node, nodes, cpus_per_task, mem,
+                           account, sbatch, array_parallelism, wait)
+    if slurm is not None and jobs is not None:
+        raise BenchError("--jobs sets how many runs execute at once here; with --launcher slurm every run is a job "
+                         "of its own (--array-parallelism N caps how many run at once).")
+    overrides = _run_overrides(set_, epochs, eval_at, data_root)
     seed_list = _int_list(seeds, "--seeds") or [0]
     length_list = None if pred_lens is None else _pred_len_list(pred_lens)
     configs = plan_runs(models, dataset, profile, seed_list, overrides, pred_lens=length_list)
@@ -148,15 +233,6 @@ def run(
             console.rule(f"[bold]{config.run_id}")
             console.print_json(json.dumps({**config.to_dict(), "plan": describe_plan(config, cache)}, default=str))
         return
-    plan = plan_sweep(configs, results, jobs)
-    if not plan.pending:
-        console.print(f"All {len(configs)} runs are already finished in {results}/. Nothing to do "
-                      "(`bench table` renders them).")
-        return
-    console.print(f"{len(configs)} runs planned, {len(plan.skipped)} already finished, {len(plan.pending)} to "
-                  f"run{f', {plan.jobs} at a time' if plan.jobs > 1 else ''}. Records go to {results}/.")
-    # per-epoch bars of parallel runs would interleave: only the one-line events are shown then
-    show_progress = (sys.stdout.isatty() if progress is None else progress) and plan.jobs == 1
 
     def on_event(kind: str, index: int, config: Any, payload: Any) -> None:
         length = f", T_out {config.t_out}" if length_list is not None else ""
@@ -170,7 +246,26 @@ def run(
         elif kind == "fail":
             error_console.print(f"[red]✗[/] {where} failed: {payload}", highlight=False)
 
-    report = execute_sweep(plan, results, progress=show_progress, on_event=on_event)
+    if slurm is not None:
+        from benchmark.cli_reproduce import submit_and_report
+
+        submitted, report = submit_and_report(configs, results, slurm, wait, on_event)
+        if report is None:
+            if any(entry.action != "finished" for entry in submitted):
+                console.print(f"`bench status --results {results}` shows how they are doing; run this command "
+                              "again to submit what is still missing.", highlight=False)
+            return
+    else:
+        plan = plan_sweep(configs, results, jobs)
+        if not plan.pending:
+            console.print(f"All {len(configs)} runs are already finished in {results}/. Nothing to do "
+                          "(`bench table` renders them).")
+            return
+        console.print(f"{len(configs)} runs planned, {len(plan.skipped)} already finished, {len(plan.pending)} to "
+                      f"run{f', {plan.jobs} at a time' if plan.jobs > 1 else ''}. Records go to {results}/.")
+        # per-epoch bars of parallel runs would interleave: only the one-line events are shown then
+        show_progress = (sys.stdout.isatty() if progress is None else progress) and plan.jobs == 1
+        report = execute_sweep(plan, results, progress=show_progress, on_event=on_event)
     console.print(f"Finished {len(report.finished)}, skipped {len(report.skipped)} (already done), "
                   f"failed {len(report.failed)}.")
     if report.failed:
@@ -222,8 +317,11 @@ def table(
         raise BenchError(f"There is no results folder {results}/. Run `bench run` first, or pass --results DIR.")
     frame = records_to_frame(load_records(results))
     if frame.empty:
-        raise BenchError(f"No finished run records in {results}/. Run `bench run --models all "
-                         "--dataset synthetic-weather --profile quick` first.")
+        unreadable = len(list(results.glob("*/record.json")))
+        raise BenchError(f"No finished run records in {results}/"
+                         + (f" ({unreadable} record files could not be read: see the warnings above)"
+                            if unreadable else "")
+                         + ". Run `bench run --models all --dataset synthetic-weather --profile quick` first.")
     wanted = [m.strip() for m in metrics.split(",") if m.strip()]
     unknown = sorted(set(wanted) - set(tables.METRICS))
     if unknown:
@@ -416,56 +514,114 @@ def profile(
     warmup: int = typer.Option(1, "--warmup", help="Untimed repetitions first."),
     repeats: int = typer.Option(3, "--repeats", help="Timed repetitions (the median is reported)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    precision: str = typer.Option("32-true", "--precision",
+                                  help="Comma-separated training precisions to measure side by side: 32-true, "
+                                       "bf16-mixed, 16-mixed (CUDA); with two or more, the speed ratios too."),
     out: Path = typer.Option(Path("tables"), "--out", help="Folder for profile.csv."),
     set_: list[str] = typer.Option([], "--set", help="Override a model setting: model.key=value."),
 ) -> None:
     """Measure parameters, FLOPs, step time, throughput and peak memory of each model."""
     import pandas as pd
 
-    from benchmark.config import parse_overrides, resolve_run
+    from benchmark.config import PRECISIONS, parse_overrides, resolve_run
     from benchmark.profiling import profile_model
     from benchmark.registry import resolve_model_names
     from benchmark.shapes import DataShape
 
+    precisions = list(dict.fromkeys(p.strip() for p in precision.split(",") if p.strip()))
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown or not precisions:
+        raise BenchError(f"--precision {precision!r}: choose from {', '.join(PRECISIONS)} (comma-separated, "
+                         "e.g. --precision 32-true,bf16-mixed).")
     data_shape = DataShape.parse(shape)
     overrides = parse_overrides(set_)
     overrides.setdefault("data", {}).update(t_in=data_shape.t_in, t_out=data_shape.t_out)
     rows: list[dict[str, Any]] = []
-    failures: dict[str, str] = {}
+    failures: dict[tuple[str, str], str] = {}
     path = out / "profile.csv"
     for name in resolve_model_names(models_):
         config = resolve_run(profile_name, name, dataset, 0, overrides)
-        with console.status(f"profiling {name} ..."):
-            try:  # one model that does not fit (memory, shape) must not lose the others' numbers
-                measured = profile_model(name, config.model_args, data_shape, batch, warmup, repeats, device)
-            except BenchError as error:
-                failures[name] = str(error).split(" failed: ")[-1]
-                error_console.print(f"[red]✗[/] {name}: {failures[name]}", highlight=False)
-                rows.append({"model": name, "note": failures[name]})
-                continue
-        rows.append({**vars(measured), "note": ""})
-        console.print(f"{name}: {measured.train_step_seconds:.3f} s/step, peak {measured.peak_memory_mib:.0f} MiB")
-        _write_csv_atomic(pd.DataFrame(rows), path)  # after every model: an interrupted profile keeps its rows
+        for mode in precisions:
+            with console.status(f"profiling {name} ({mode}) ..."):
+                try:  # one model that does not fit (memory, shape) must not lose the others' numbers
+                    measured = profile_model(name, config.model_args, data_shape, batch, warmup, repeats, device,
+                                             precision=mode)
+                except BenchError as error:
+                    failures[(name, mode)] = str(error).split(" failed: ")[-1]
+                    error_console.print(f"[red]✗[/] {name} ({mode}): {failures[(name, mode)]}", highlight=False)
+                    rows.append({"model": name, "precision": mode, "note": failures[(name, mode)]})
+                    continue
+            rows.append({**vars(measured), "note": ""})
+            console.print(f"{name} ({mode}): {measured.train_step_seconds:.3f} s/step, "
+                          f"peak {measured.peak_memory_mib:.0f} MiB")
+            _write_csv_atomic(pd.DataFrame(rows), path)  # after every model: an interrupted profile keeps its rows
     if len(failures) == len(rows):
         raise BenchError(f"No model could be profiled at shape {shape}: " +
-                         "; ".join(f"{k}: {v}" for k, v in failures.items()))
+                         "; ".join(f"{k[0]} ({k[1]}): {v}" for k, v in failures.items()))
     _write_csv_atomic(pd.DataFrame(rows), path)
+    _print_profile(rows, shape, batch, profile_name, precisions, bool(failures))
+    if len(precisions) > 1:
+        _print_precision_ratios(rows, precisions)
     first = next(r for r in rows if not r["note"])
-    rich_table = RichTable(title=f"Cost at shape {shape}, batch {batch}, {profile_name} sizes, {first['device']}, "
-                                 f"{first['threads']} threads")
-    for column in ("model", "params", "GFLOPs/sample", "train step (s)", "inference (samples/s)", "peak memory (MiB)"):
-        rich_table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
-    if failures:
-        rich_table.add_column("note", overflow="fold")
-    for row in rows:
-        if row["note"]:
-            rich_table.add_row(row["model"], *["–"] * 5, f"[red]{row['note']}[/]")
-            continue
-        rich_table.add_row(row["model"], f"{row['parameters'] / 1e6:.2f}M", f"{row['gflops_per_sample']:.2f}",
-                           f"{row['train_step_seconds']:.3f}", f"{row['inference_samples_per_second']:.1f}",
-                           f"{row['peak_memory_mib']:.0f}", *([""] if failures else []))
-    console.print(rich_table)
     console.print(f"memory: {first['memory_kind']}; wrote {path}")
+
+
+def _print_profile(rows: list[dict[str, Any]], shape: str, batch: int, profile_name: str, precisions: list[str],
+                   failed: bool) -> None:
+    """The profile as a table whose names and numbers stay whole at 80 columns (headers wrap instead)."""
+    from rich import box
+
+    first = next(r for r in rows if not r["note"])
+    several = len(precisions) > 1
+    cells: dict[str, list[str]] = {"model": [], "precision": [], "params": [], "GFLOP": [], "step s": [],
+                                   "infer/s": [], "MiB": []}
+    for row in rows:
+        cells["model"].append(row["model"])
+        cells["precision"].append(row.get("precision", ""))
+        numbers = ("–",) * 5 if row["note"] else (
+            f"{row['parameters'] / 1e6:.2f}M", f"{row['gflops_per_sample']:.2f}", f"{row['train_step_seconds']:.3f}",
+            f"{row['inference_samples_per_second']:.1f}", f"{row['peak_memory_mib']:.0f}")
+        for header, text in zip(list(cells)[2:], numbers, strict=True):
+            cells[header].append(text)
+    if not several:
+        del cells["precision"]
+    rich_table = RichTable(title=f"Cost at shape {shape}, batch {batch}, {profile_name} sizes, {first['device']}, "
+                                 f"{first['threads']} threads", box=box.SIMPLE_HEAD)
+    for header, column in cells.items():
+        _whole_column(rich_table, header, column, justify="left" if header in ("model", "precision") else "right")
+    if failed:
+        rich_table.add_column("note", overflow="fold")
+    for i, row in enumerate(rows):
+        rich_table.add_row(*(column[i] for column in cells.values()),
+                           *([f"[red]{row['note']}[/]" if row["note"] else ""] if failed else []))
+    console.print(rich_table)
+    console.print("GFLOP: forward pass of one sample; step s: one training step (median); infer/s: samples per "
+                  "second at inference; MiB: peak memory.", highlight=False)
+
+
+def _print_precision_ratios(rows: list[dict[str, Any]], precisions: list[str]) -> None:
+    """Per model: how many times faster each precision trains and infers than the first one listed."""
+    reference = precisions[0]
+    measured = {(r["model"], r["precision"]): r for r in rows if not r["note"]}
+    rich_table = RichTable(title=f"Speed relative to {reference} (measured in this run; > 1 = faster)")
+    rich_table.add_column("model", no_wrap=True)
+    for mode in precisions[1:]:
+        rich_table.add_column(f"{mode} train", justify="right", no_wrap=True)
+        rich_table.add_column(f"{mode} infer", justify="right", no_wrap=True)
+    for model in dict.fromkeys(r["model"] for r in rows):
+        base = measured.get((model, reference))
+        cells = []
+        for mode in precisions[1:]:
+            other = measured.get((model, mode))
+            if base is None or other is None:
+                cells += ["–", "–"]
+                continue
+            train = (f"{base['train_step_seconds'] / other['train_step_seconds']:.2f}x"
+                     if other["train_step_seconds"] > 0 and base["train_step_seconds"] > 0 else "–")
+            infer = f"{other['inference_samples_per_second'] / base['inference_samples_per_second']:.2f}x"
+            cells += [train, infer]
+        rich_table.add_row(model, *cells)
+    console.print(rich_table)
 
 
 def _write_csv_atomic(frame: Any, path: Path) -> None:
@@ -582,12 +738,155 @@ def reproduce(
     data_root: Path | None = typer.Option(None, "--data-root", help="Override data.root (dataset folder)."),
     jobs: int | None = typer.Option(None, "--jobs", "-j", help="Runs at once (as bench run)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the runs, their cost and the bench run commands."),
+    launcher: Launcher = _LAUNCHER,
+    partition: str | None = _PARTITION,
+    time_: str | None = _TIME,
+    gpus_per_node: int | None = _GPUS,
+    nodes: int | None = _NODES,
+    cpus_per_task: int | None = _CPUS,
+    mem: str | None = _MEM,
+    account: str | None = _ACCOUNT,
+    sbatch: list[str] = _SBATCH,
+    array_parallelism: int | None = _ARRAY,
+    wait: bool = _WAIT,
+    slurm_executor: SlurmExecutor = _EXECUTOR,
 ) -> None:
-    """Every run a paper's tables need (shared with `bench run`, finished ones skipped), then all its tables."""
+    """Every run a paper's tables need (shared with `bench run`, finished ones skipped), then all its tables.
+
+    With --launcher slurm the missing runs are submitted as SLURM jobs; the tables follow with --wait,
+    or when the same command is run again once `bench status` shows the runs finished.
+    """
     from benchmark.cli_reproduce import reproduce_command
 
+    slurm = _slurm_options(launcher, slurm_executor, partition, time_, gpus_per_node, nodes, cpus_per_task, mem,
+                           account, sbatch, array_parallelism, wait)
+    if slurm is not None and jobs is not None:
+        raise BenchError("--jobs sets how many runs execute at once here; with --launcher slurm every run is a job "
+                         "of its own (--array-parallelism N caps how many run at once).")
     reproduce_command(suite, profile, _int_list(seeds, "--seeds") or [0], dataset, models, results, out,
-                      data_root, jobs, dry_run)
+                      data_root, jobs, dry_run, slurm=slurm, wait=wait)
+
+
+@app.command()
+@friendly_errors
+def status(
+    results: Path = typer.Option(Path("results"), "--results", help="Folder of run records."),
+    wide: bool = typer.Option(False, "--wide", help="Add each run's id (and a failed job's log) to the table."),
+    suite: str | None = typer.Option(None, "--suite", help="Also list the runs `bench reproduce SUITE` plans "
+                                                           "(with --profile, --seeds, --models, --dataset)."),
+    profile: str | None = typer.Option(None, "--profile", "-p",
+                                       help="Also list the runs `bench run` plans with these options (the same "
+                                            "defaults) that were never started."),
+    models: str | None = typer.Option(None, "--models", "-m", help="As bench run (for the planned runs)."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="As bench run (for the planned runs)."),
+    seeds: str | None = typer.Option(None, "--seeds", help="As bench run (for the planned runs)."),
+    eval_at: str | None = typer.Option(None, "--eval-at", help="As bench run (for the planned runs)."),
+    pred_lens: str | None = typer.Option(None, "--pred-lens", help="As bench run (for the planned runs)."),
+    set_: list[str] = typer.Option([], "--set", help="As bench run (for the planned runs)."),
+) -> None:
+    """Which runs are finished, running, queued on SLURM, failed (and why), crashed or not started yet."""
+    import warnings
+
+    from benchmark.status import run_states, summary
+
+    planned = None
+    if suite is not None:
+        from benchmark.reproduce import load_suite, plan_suite
+
+        planned = plan_suite(load_suite(suite), profile or "quick", _int_list(seeds, "--seeds") or [0], dataset,
+                             models)
+    elif any(v is not None for v in (profile, models, dataset, seeds, eval_at, pred_lens)) or set_:
+        from benchmark.runner import plan_runs
+
+        planned = plan_runs(models or "all", dataset or "synthetic-weather", profile or "quick",
+                            _int_list(seeds, "--seeds") or [0], _run_overrides(set_, eval_at=eval_at),
+                            pred_lens=None if pred_lens is None else _pred_len_list(pred_lens))
+    if planned is None and not results.is_dir():
+        raise BenchError(f"There is no results folder {results}/. Run `bench run` first, or pass --results DIR.")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = run_states(results, planned)
+    for warning in caught:
+        error_console.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
+    if not rows:
+        console.print(f"No runs in {results}/ yet: `bench run` or `bench reproduce` starts them.", highlight=False)
+        return
+    _print_status(rows, results, wide)
+    console.print(summary(rows), highlight=False)
+
+
+_STATE_STYLES = {"finished": "green", "running": "cyan", "pending": "blue", "submitted": "blue", "stale": "red",
+                 "failed": "red", "corrupt": "red", "incomplete": "yellow", "not started": "dim"}
+
+
+def _print_status(rows: list[Any], results: Path, wide: bool) -> None:
+    """The status rows as one table: names, seeds and states whole, the detail folded into what is left."""
+    from rich import box
+
+    rich_table = RichTable(title=f"Runs in {results}/", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                           collapse_padding=True, title_justify="left")
+    headers = ("run id", "model", "dataset", "seed", "T_out", "state") if wide else ("model", "dataset", "seed",
+                                                                                        "state")
+    cells = [[*([r.run_id] if wide else []), r.model or "?", r.dataset or "?", _or_dash(r.seed),
+              *([_or_dash(r.t_out)] if wide else []), r.state] for r in rows]
+    for i, header in enumerate(headers):
+        _whole_column(rich_table, header, [c[i] for c in cells], justify="right" if header in ("seed", "T_out")
+                      else "left")
+    rich_table.add_column("detail", overflow="fold", ratio=1)
+    for row, cell in zip(rows, cells, strict=True):
+        style = _STATE_STYLES.get(row.state, "")
+        rich_table.add_row(*cell[:-1], f"[{style}]{row.state}[/]" if style else row.state, _status_detail(row, wide))
+    console.print(rich_table)
+
+
+def _or_dash(value: Any) -> str:
+    return "–" if value is None else str(value)
+
+
+def _status_detail(row: Any, wide: bool) -> str:
+    """A row's detail as plain text: cut to 100 characters at the terminal's width, whole with --wide (and the log)."""
+    from rich.markup import escape
+
+    detail = row.detail
+    if wide and row.log:
+        detail += f"\nlog: {row.log}"
+    elif not wide and len(detail) > 100:
+        detail = detail[:99] + "…"
+    return escape(detail)
+
+
+@app.command()
+@friendly_errors
+def plot(
+    results: Path = typer.Option(Path("results"), "--results", help="Folder of run records."),
+    out: Path = typer.Option(Path("figures"), "--out", help="Folder the figures are written to."),
+    format_: str = typer.Option("png,pdf", "--format", "-f", help="Comma-separated: png, pdf, svg."),
+) -> None:
+    """The paper's figures from the stored runs (grids, curves, spectra with detail ratios).
+
+    Prediction grids (inputs, truth, each model and its error), learning curves, the epoch sweep beside
+    the paper's, per-lead curves and power spectra; PNG and PDF.
+    """
+    from benchmark.cli_plot import plot_command
+
+    plot_command(results, out, format_)
+
+
+@app.command()
+@friendly_errors
+def report(
+    results: Path = typer.Option(Path("results"), "--results", help="Folder of run records."),
+    out: Path = typer.Option(Path("report"), "--out", help="Folder for report.html, report.md and figures/."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the figures into the report."),
+) -> None:
+    """One self-contained HTML report of the stored runs, and the same as Markdown.
+
+    Every table the runs support beside the paper's, significance, claims, figures, the runs' data and
+    environment, and what was not run.
+    """
+    from benchmark.cli_report import report_command
+
+    report_command(results, out, plots)
 
 
 def main() -> None:

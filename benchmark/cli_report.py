@@ -29,12 +29,8 @@ def report_command(results: Path, out: Path, plots: bool = True) -> None:
 
 
 def _plot(results: Path, out: Path) -> dict[str, list[Path]]:
-    """The figures of `benchmark.plots.plot_all`; none (with a note) while that module does not exist."""
-    try:
-        from benchmark.plots import plot_all
-    except ModuleNotFoundError as error:
-        if error.name != "benchmark.plots":
-            raise  # the module exists, but something it imports does not
-        console.print("No figures: benchmark.plots is not installed.", highlight=False)
-        return {}
-    return plot_all(results, out / "figures")
+    """The figures of `benchmark.plots.plot_all`, drawn into `out/figures/`."""
+    from benchmark.plots import plot_all
+
+    with console.status(f"drawing the figures from {results}/ ..."):
+        return plot_all(results, out / "figures")

@@ -6,6 +6,11 @@ size (`ru_maxrss`) over what the process held before the model was built. Times 
 `repeats` after `warmup` untimed repetitions. FLOPs are counted by torch's own
 `torch.utils.flop_counter.FlopCounterMode` for one forward pass of one sample (a multiply-add
 counts 2), the convention of the reference benchmark's tables.
+
+`precision` is a Lightning precision name (`benchmark.config.PRECISIONS`) measured as Lightning
+trains in it: `bf16-mixed` / `16-mixed` run the forward pass and the loss under `torch.autocast`
+(bfloat16 / float16; float16 with a gradient scaler, CUDA only), the backward pass and the
+optimizer step outside it; inference runs under the same autocast.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class ProfileRow:
     shape: str
     threads: int
     backend: str | None = None  # the selective-scan backend, for models that have one
+    precision: str = "32-true"
 
 
 def _rss_mib() -> float:
@@ -47,8 +53,21 @@ def _rss_mib() -> float:
     return peak / 1024 / (1024 if sys.platform == "darwin" else 1)  # bytes on macOS, KiB on Linux
 
 
+def _autocast(device: Any, precision: str) -> Any:
+    """The autocast context Lightning's `precision` uses on `device` (a no-op context for 32-true)."""
+    import contextlib
+
+    import torch
+
+    if precision == "32-true":
+        return contextlib.nullcontext()
+    if precision == "16-mixed" and device.type != "cuda":
+        raise BenchError("precision 16-mixed needs a CUDA GPU (float16 autocast with loss scaling); use bf16-mixed.")
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16-mixed" else torch.float16)
+
+
 def _measure(model_name: str, model_args: dict[str, Any], shape: DataShape, batch: int, warmup: int,
-             repeats: int, device_name: str, threads: int | None) -> ProfileRow:
+             repeats: int, device_name: str, threads: int | None, precision: str = "32-true") -> ProfileRow:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -79,25 +98,32 @@ def _measure(model_name: str, model_args: dict[str, Any], shape: DataShape, batc
 
     trainable = any(p.requires_grad for p in model.parameters())
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4) if trainable else None
+    scaler = torch.amp.GradScaler("cuda") if precision == "16-mixed" else None
     step_times = []
     model.train()
     for index in range(warmup + repeats if trainable else 0):
         sync()
         start = time.perf_counter()
-        if hasattr(model, "training_loss"):
-            loss, _ = model.training_loss(x, y, index)
-        else:
-            loss = torch.nn.functional.mse_loss(model(x), y)
+        with _autocast(device, precision):
+            if hasattr(model, "training_loss"):
+                loss, _ = model.training_loss(x, y, index)
+            else:
+                loss = torch.nn.functional.mse_loss(model(x), y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
         sync()
         if index >= warmup:
             step_times.append(time.perf_counter() - start)
 
     model.eval()
     infer_times = []
-    with torch.no_grad():
+    with torch.no_grad(), _autocast(device, precision):
         for index in range(warmup + repeats):
             sync()
             start = time.perf_counter()
@@ -123,6 +149,7 @@ def _measure(model_name: str, model_args: dict[str, Any], shape: DataShape, batc
         shape=",".join(map(str, shape)),
         threads=torch.get_num_threads(),
         backend=backend,
+        precision=precision,
     )
 
 
@@ -160,7 +187,7 @@ def _child(queue: Any, limit_bytes: int | None, *args: Any) -> None:
 def profile_model(model_name: str, model_args: dict[str, Any], shape: DataShape, batch: int = 16,
                   warmup: int = 1, repeats: int = 3, device: str = "auto",
                   threads: int | None = None, isolate: bool = True,
-                  memory_limit_bytes: int | None = None) -> ProfileRow:
+                  memory_limit_bytes: int | None = None, precision: str = "32-true") -> ProfileRow:
     """Measure one model; in a fresh child process when `isolate` (own peak memory).
 
     On the CPU the child's address space is capped at `memory_limit_bytes` (default: 90% of the
@@ -170,7 +197,7 @@ def profile_model(model_name: str, model_args: dict[str, Any], shape: DataShape,
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    args = (model_name, model_args, DataShape(*shape), batch, warmup, repeats, device, threads)
+    args = (model_name, model_args, DataShape(*shape), batch, warmup, repeats, device, threads, precision)
     if not isolate:
         return _measure(*args)
     if memory_limit_bytes is None and device == "cpu":

@@ -42,3 +42,18 @@ def test_a_model_that_does_not_fit_in_memory_is_a_row_not_a_crash(tmp_path, monk
     frame = pd.read_csv(tmp_path / "profile.csv")
     assert list(frame.model) == ["persistence", "convlstm"]
     assert "out of memory" in frame.loc[1, "note"] and frame.loc[0, "parameters"] == 0
+
+
+def test_profile_measures_precisions_side_by_side(tmp_path):
+    result = invoke("profile", "--models", "persistence,simvp", "--profile", "smoke", "--shape", "4,1,16,32",
+                    "--batch", "2", "--warmup", "0", "--repeats", "1", "--precision", "32-true,bf16-mixed",
+                    "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(tmp_path / "profile.csv")
+    assert list(zip(frame.model, frame.precision, strict=True)) == [
+        ("persistence", "32-true"), ("persistence", "bf16-mixed"), ("simvp", "32-true"), ("simvp", "bf16-mixed")]
+    assert "Speed relative to 32-true" in result.output and "bf16-mixed train" in result.output
+    ratio = frame.loc[2, "train_step_seconds"] / frame.loc[3, "train_step_seconds"]
+    assert f"{ratio:.2f}x" in result.output  # the printed ratio is the measured one
+    bad = invoke("profile", "--models", "simvp", "--precision", "bf16", "--out", str(tmp_path))
+    assert bad.exit_code == 2 and "choose from 32-true, bf16-mixed, 16-mixed" in bad.output

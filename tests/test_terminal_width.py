@@ -88,3 +88,17 @@ def test_claims_at_80_columns(narrow: Console, tmp_path) -> None:
     text = "\n".join(lines)
     assert "mean of per-variable reductions 39.0%" in text.replace("\n    ", " ").replace("\n", " ")
     assert "our verdict: no runs" in text
+
+
+def test_profile_at_80_columns(narrow: Console, tmp_path) -> None:
+    from benchmark.registry import list_models
+
+    rows = [{"model": name, "precision": precision, "parameters": 15_570_000, "gflops_per_sample": 123.45,
+             "train_step_seconds": 101.234, "inference_samples_per_second": 12345.6, "peak_memory_mib": 54321.0,
+             "memory_kind": "cpu peak RSS growth", "device": "cpu", "threads": 2, "note": ""}
+            for name in list_models() for precision in ("32-true", "bf16-mixed")]
+    cli._print_profile(rows, "12,1,32,64", 4, "paper", ["32-true", "bf16-mixed"], failed=False)
+    lines = _lines(narrow)
+    for name in list_models():
+        assert any(line.split()[:2] == [name, "bf16-mixed"] for line in lines if line.strip()), name
+    _on_one_line(lines, "15.57M", "123.45", "101.234", "12345.6", "54321")
