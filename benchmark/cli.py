@@ -355,7 +355,8 @@ def _compare_table(against: str, built: Any, space: str, out: Path, formats: tup
     from benchmark import compare
 
     if against != "paper":
-        raise BenchError(f"--compare {against!r}: only 'paper' is known.")
+        raise BenchError(f"--compare {against!r}: only 'paper' is known. Pass --compare paper (ours beside the "
+                         "paper's numbers), or leave --compare out.")
     sweep_dataset = sweep_dataset or compare.DEFAULT_SWEEP_DATASET
     comparison = compare.compare_with_paper(built, space=space, sweep_dataset=sweep_dataset)
     if comparison.empty:

@@ -216,14 +216,23 @@ def load_profile(name_or_path: str) -> dict[str, Any]:
     try:
         profile = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
-        raise ConfigError(f"The profile {path} is not valid YAML: {error}") from None
+        raise ConfigError(f"The profile {path} is not valid YAML ({_yaml_problem(error)}). Fix the file, or pass "
+                          f"a shipped profile: {', '.join(available_profiles())}.") from None
     if not isinstance(profile, dict):
         raise ConfigError(f"The profile {path} must be a YAML mapping with train/data/datasets/models keys.")
     unknown = sorted(str(k) for k in profile if k not in PROFILE_KEYS and not str(k).startswith("x-"))
     if unknown:
         raise ConfigError(f"The profile {path} has unknown top-level key(s) {', '.join(unknown)}; a profile holds "
-                          f"{', '.join(PROFILE_KEYS)} (and `x-...` keys for YAML anchors only).")
+                          f"{', '.join(PROFILE_KEYS)} (and `x-...` keys for YAML anchors only): rename or remove "
+                          f"{'it' if len(unknown) == 1 else 'them'}.")
     return {k: v for k, v in profile.items() if k in PROFILE_KEYS}
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """A YAML parser error on one line: what is wrong and where (the parser's own text spans several)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or " ".join(str(error).split())
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,8 @@ is started.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
@@ -250,18 +252,37 @@ def execute_run_keeping_errors(
 
 
 def record_failure(config: RunConfig, results_dir: Path, error: BaseException) -> str:
-    """Write why `config`'s run failed to its error.json (message and traceback); returns the message."""
-    message = str(error) if isinstance(error, BenchError) else f"{type(error).__name__}: {error}"
-    write_json_atomic(Path(results_dir) / config.run_id / "error.json",
-                      {"error": message, "traceback": "".join(traceback.format_exception(error))})
+    """Write why `config`'s run failed to its error.json (message and traceback); returns the message.
+
+    A disk that is full (or refuses writes) cannot take the error.json either: the message is returned all the same."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        message = (f"The disk holding {results_dir} is full ({error.strerror}). Free some space and run the same "
+                   "command again: finished runs are kept and this run resumes from its last checkpoint.")
+    else:
+        message = str(error) if isinstance(error, BenchError) else f"{type(error).__name__}: {error}"
+    with contextlib.suppress(OSError):  # best effort: the message reaches the user through the return value
+        write_json_atomic(Path(results_dir) / config.run_id / "error.json",
+                          {"error": message, "traceback": "".join(traceback.format_exception(error))})
     return message
 
 
 def open_run_dir(config: RunConfig, results_dir: Path) -> Path:
-    """The run's folder, with the resolved config written into it before anything can fail."""
+    """The run's folder, with the resolved config written into it before anything can fail.
+
+    A --results path that is a file, or a folder that cannot be written to, is a `ConfigError` (it fails
+    every run alike)."""
     run_dir = Path(results_dir) / config.run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run_dir / "config.json", config.to_dict())
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / "config.json", config.to_dict())
+    except NotADirectoryError:
+        raise ConfigError(f"The results path {results_dir} is not a folder (it, or a folder above it, is a file). "
+                          "Pass a folder (new or existing) with --results DIR.") from None
+    except OSError as error:
+        if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise ConfigError(f"The results folder {results_dir} is not writable ({error.strerror}). Pass a folder you "
+                          "can write to with --results DIR (finished runs in the old one stay as they are).") from None
     return run_dir
 
 

@@ -79,10 +79,9 @@ def split_dataset_name(full_name: str) -> tuple[str, str | None]:
     spec = get_dataset_spec(name.strip())
     task = task.strip() or None
     if task is not None and task not in spec.tasks:
-        raise UnknownNameError(
-            f"Dataset {spec.name!r} has no task {task!r}. Its tasks are: "
-            f"{', '.join(spec.tasks) or '(none: use the bare name)'}."
-        )
+        fix = (f"Its tasks are: {', '.join(spec.tasks)}. Pass {spec.name}:TASK with one of them, or the bare name "
+               f"{spec.name} for its default tasks." if spec.tasks else f"It has none: pass the bare name {spec.name}.")
+        raise UnknownNameError(f"Dataset {spec.name!r} has no task {task!r}. {fix}")
     if task is None and spec.tasks and len(spec.default_tasks) == 1:
         task = spec.default_tasks[0]
     return spec.name, task
