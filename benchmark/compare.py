@@ -231,8 +231,8 @@ def to_latex(comparison: Comparison) -> str:
     text = formatted(comparison).map(_latex)
     text.index = text.index.map(lambda i: tuple(map(_latex, i)) if isinstance(i, tuple) else _latex(i))
     text.columns = pd.MultiIndex.from_tuples([tuple(map(_latex, c)) for c in text.columns])
-    return text.style.to_latex(hrules=True, multicol_align="c", caption=_latex(comparison.caption),
-                               position_float="centering", environment="table")
+    return text.style.to_latex(hrules=True, multicol_align="c", multirow_align="naive",
+                               caption=_latex(comparison.caption), position_float="centering", environment="table")
 
 
 def to_csv_frame(comparison: Comparison) -> pd.DataFrame:

@@ -354,8 +354,9 @@ def to_latex(table: Table) -> str:
          for c in text.columns])
     styler = text.style
     caption = _latex_escape(table.caption)
-    return styler.to_latex(hrules=True, multicol_align="c", caption=caption, position_float="centering",
-                           environment="table")
+    # "naive": the (dataset, model) row label without \multirow, so booktabs is the only package needed
+    return styler.to_latex(hrules=True, multicol_align="c", multirow_align="naive", caption=caption,
+                           position_float="centering", environment="table")
 
 
 def to_csv_frame(table: Table) -> pd.DataFrame:
@@ -570,6 +571,6 @@ def render_significance(marks: pd.DataFrame, out_dir: Path, formats: tuple[str, 
     if "latex" in formats:
         path = out_dir / f"{stem}.tex"
         escaped = wide.rename(index=_latex_escape, columns=_latex_escape).map(_latex_escape)
-        path.write_text(escaped.style.to_latex(caption=_latex_escape(caption), environment="table"))
+        path.write_text(escaped.style.to_latex(caption=_latex_escape(caption), environment="table", hrules=True))
         written.append(path)
     return written

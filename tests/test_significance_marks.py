@@ -165,3 +165,28 @@ def test_runs_store_the_same_few_predictions_and_their_spectra(swept):
     assert indices[0] == indices[1] == indices[2]  # the same samples for every model
     np.testing.assert_array_equal(predictions_to_keep(100, 4), predictions_to_keep(100, 4))
     assert len(predictions_to_keep(3, 4)) == 3 and len(predictions_to_keep(100, 0)) == 0
+
+
+@pytest.mark.skipif(__import__("shutil").which("pdflatex") is None, reason="no pdflatex on this machine")
+def test_every_latex_table_compiles_with_booktabs(swept, tmp_path):
+    import subprocess
+
+    results, _ = swept
+    out = tmp_path / "tables"
+    runner = CliRunner()
+    for args in (["table"], ["table", "--significance", "--metrics", "mse,mae,ssim,detail_ratio"],
+                 ["table", "--epoch-sweep", "--significance"], ["table", "--length-sweep"],
+                 ["table", "--compare", "paper", "--sweep-dataset", "weatherbench:t2m"], ["claims"]):
+        result = runner.invoke(app, [*args, "--results", str(results), "--out", str(out)], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+    written = sorted(out.glob("*.tex"))
+    assert {"main_normalized.tex", "epoch_sweep_normalized.tex", "significance.tex", "claims.tex",
+            "main_vs_paper_normalized.tex"} <= {p.name for p in written}
+    body = "\n".join(f"\\input{{{p.name}}}\n\\clearpage" for p in written)
+    (out / "doc.tex").write_text("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
+                                 "\\usepackage[margin=1cm,landscape]{geometry}\n\\begin{document}\n"
+                                 f"{body}\n\\end{{document}}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=out,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert (out / "doc.pdf").stat().st_size > 0
