@@ -48,7 +48,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from benchmark.data.base import Normalizer  # noqa: E402
 from benchmark.errors import BenchError  # noqa: E402
@@ -775,6 +775,10 @@ def _spectrum_panel(ax: Any, k: np.ndarray, truth: np.ndarray, predictions: dict
         ax.loglog(k[keep], np.where(power[keep] > 0, power[keep], np.nan), markevery=max(1, keep.sum() // 8),
                   **styles[model].kwargs(label=label, linewidth=1.0))
     ax.grid(alpha=0.3, linewidth=0.4)
+    # wavenumbers as plain integers: a range of one decade would otherwise get overlapping minor labels
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 # --- everything --------------------------------------------------------------------------------------
