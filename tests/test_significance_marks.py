@@ -190,3 +190,12 @@ def test_every_latex_table_compiles_with_booktabs(swept, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:]
     assert (out / "doc.pdf").stat().st_size > 0
+
+
+def test_length_claim_counts_the_baselines_of_table_5():
+    table5 = claims.table_baselines(5)
+    assert table5 == {"convlstm", "predrnn-v2", "simvp", "pastnet"}
+    cell = {"dataset": "d", "t_out": 6, "metric": "mse"}
+    marks = pd.DataFrame(_family(cell, dict.fromkeys(sorted(table5), 0.001)))
+    assert claims.significant_cells(marks, ("mse",), baselines=table5) == (1, [])
+    assert "e3dlstm (no runs)" in claims.significant_cells(marks, ("mse",))[1][0]  # all six: two have no runs
