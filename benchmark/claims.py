@@ -255,12 +255,16 @@ def _significance_text(marks: pd.DataFrame | None, metrics: tuple[str, ...], wha
 
 def _ours_best(keys: list[str], what: str, by_t_out: bool = False, epochs: bool = False,
                metrics: tuple[str, ...] = ("mse", "mae", "ssim"), significance: bool = True,
-               ) -> Callable[[OurRuns], Side]:
+               group: str | None = None) -> Callable[[OurRuns], Side]:
+    """Our side of a "best of all models" claim; `group` ("weatherbench" / "chdl") keeps the datasets of
+    that group of the paper (real data or its stand-in) only."""
     axis = "epoch" if epochs else "t_out" if by_t_out else None
 
     def ours(runs: OurRuns) -> Side:
         means = our_means(runs.frame, by_t_out=by_t_out, epochs=epochs)
         means = means[means["metric"].isin(metrics)]
+        if group is not None:
+            means = means[means["dataset"].map(lambda d: _group_of(d, group) is not None).astype(bool)]
         if "diffuma" not in set(means["model"]):
             return NO_RUNS, NO_RUNS
         cells, lost = not_best(means, keys)
@@ -386,7 +390,8 @@ CLAIMS: list[Claim] = [
     Claim("on our CHDL benchmark ... reducing the MSE by 39%", "abstract, 1", "39%",
           _paper_abstract_mse, _ours_reduction("chdl", "mse", 39)),
     Claim("on CHDL ... improving the SSIM from 0.926 to a near-perfect 0.988", "abstract, 1", "0.926 -> 0.988",
-          _paper_abstract_ssim, _ours_best(["dataset"], "CHDL SSIM", metrics=("ssim",), significance=False)),
+          _paper_abstract_ssim, _ours_best(["dataset"], "CHDL SSIM", metrics=("ssim",), significance=False,
+                                           group="chdl")),
     Claim("SSIM reaches 0.926±0.018 on CHDL, a peak value of 0.988 on Weatherbench", "5.3", "0.926±0.018; 0.988",
           _paper_ssim_values, _not_testable("not compared (the paper's values, not a comparison)")),
     Claim("outperforms ... across every evaluation metric (statistically significant)", "5.2",

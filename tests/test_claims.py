@@ -112,3 +112,9 @@ def test_cli_writes_the_three_files(tmp_path):
     assert "50.0%" in csv.loc[0, "our_runs"]
     tex = (out / "claims.tex").read_text()
     assert "39\\%" in tex and "\\begin{tabular}" in tex and "weatherbench:t2m MAE" in tex
+
+
+def test_the_chdl_ssim_claim_reads_chdl_runs_only():
+    frame = records_to_frame([fake_record("diffuma", 0.2), fake_record("simvp", 0.1)])  # weather stand-in runs
+    row = _row(claims.claims_table(frame), "on CHDL ... improving the SSIM")
+    assert row["our_runs"] == claims.NO_RUNS
