@@ -129,6 +129,7 @@ class EnvironmentInfo:
     hostname: str
     git_commit: str | None
     selective_scan_backend: str | None  # None: the model has no selective scan
+    cpu_bf16: bool | None = None  # the CPU has native bfloat16 (benchmark.hardware); None: unknown or older record
 
 
 @dataclass

@@ -31,6 +31,7 @@ from benchmark.config import RunConfig, deep_merge, load_profile, resolve_run
 from benchmark.data.base import ForecastData
 from benchmark.data.registry import load_dataset, resolve_dataset_names
 from benchmark.errors import BenchError, ConfigError, DataError, UnknownNameError
+from benchmark.hardware import cpu_bf16_native
 from benchmark.model_api import count_parameters
 from benchmark.records import (
     EnvironmentInfo,
@@ -143,6 +144,7 @@ def environment_info(model: torch.nn.Module, device: str) -> EnvironmentInfo:
         hostname=socket.gethostname(),
         git_commit=_git_commit(),
         selective_scan_backend=model.selective_scan_backend(device),
+        cpu_bf16=cpu_bf16_native(),
     )
 
 

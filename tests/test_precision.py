@@ -45,3 +45,13 @@ def test_every_model_trains_in_bf16_with_a_finite_loss(tmp_path):
     execute_run(resolve_run("smoke", "simvp", DATASET, 0), tmp_path)  # an fp32 row beside the bf16 ones
     caption = main_table(records_to_frame(load_records(tmp_path))).caption
     assert "Trained in different precisions" in caption and "32-true: simvp" in caption
+
+
+def test_native_bf16_is_detected_and_recorded(tmp_path):
+    from benchmark.hardware import cpu_bf16_native
+
+    assert cpu_bf16_native("processor: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_tile\n") is True
+    assert cpu_bf16_native("flags : fpu sse avx2\n") is False
+    assert cpu_bf16_native("model name : something\n") is None  # no flags line: unknown
+    record = execute_run(resolve_run("smoke", "persistence", DATASET, 0), tmp_path)
+    assert record.environment.cpu_bf16 == cpu_bf16_native()
