@@ -6,6 +6,7 @@ import contextlib
 import functools
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -33,6 +34,19 @@ def readable_warnings() -> Iterator[None]:
         warnings.simplefilter("always", BenchWarning)
         warnings.showwarning = show
         yield
+
+
+def require_run_records(results: Path, what: str) -> None:
+    """A `BenchError` saying what to run first when `results` is missing or holds no run record;
+    `what` completes "... first; `what`" (what the command needs the records for)."""
+    from benchmark.records import RECORD_NAME
+
+    first = "Run `bench run --models all --dataset synthetic-weather --profile quick` (or `bench reproduce`) first"
+    if not Path(results).is_dir():
+        raise BenchError(f"There is no results folder {results}/ (it does not exist). {first}, or pass --results "
+                         "with the folder the runs were written to.")
+    if not any(Path(results).glob(f"*/{RECORD_NAME}")):
+        raise BenchError(f"No run records in {results}/: it holds no run record (*/{RECORD_NAME}). {first}; {what}.")
 
 
 def friendly_errors(command: F) -> F:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.cli_common import console
+from benchmark.cli_common import console, require_run_records
 from benchmark.errors import BenchError
-
-FIRST_RUN = "Run `bench run --models all --dataset synthetic-weather --profile quick` (or `bench reproduce`) first"
 
 
 def parse_formats(text: str, known: tuple[str, ...]) -> tuple[str, ...]:
@@ -22,13 +20,8 @@ def parse_formats(text: str, known: tuple[str, ...]) -> tuple[str, ...]:
 
 def plot_command(results: Path, out: Path, formats: str) -> None:
     """Draw every figure from the records under `results` into `out` and print each file written."""
-    from benchmark.records import RECORD_NAME
-
     results, out = Path(results), Path(out)
-    if not results.is_dir():
-        raise BenchError(f"There is no results folder {results}/. {FIRST_RUN}, or pass --results DIR.")
-    if not any(results.glob(f"*/{RECORD_NAME}")):
-        raise BenchError(f"No run records in {results}/. {FIRST_RUN}; the figures are drawn from their records.")
+    require_run_records(results, "the figures are drawn from their records")
     from benchmark.plots import KNOWN_FORMATS, plot_all
 
     wanted = parse_formats(formats, KNOWN_FORMATS)

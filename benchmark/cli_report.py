@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.cli_common import console
-from benchmark.errors import BenchError
-from benchmark.records import RECORD_NAME
+from benchmark.cli_common import console, require_run_records
 
 
 def report_command(results: Path, out: Path, plots: bool = True) -> None:
@@ -16,12 +14,7 @@ def report_command(results: Path, out: Path, plots: bool = True) -> None:
     from benchmark.report import build_report
 
     results, out = Path(results), Path(out)
-    if not results.is_dir():
-        raise BenchError(f"The results folder {results}/ does not exist. Pass --results with the folder "
-                         "`bench run` or `bench reproduce` wrote the runs to.")
-    if not any(results.glob(f"*/{RECORD_NAME}")):
-        raise BenchError(f"The results folder {results}/ holds no run record (*/{RECORD_NAME}): nothing to report. "
-                         "Run `bench run` or `bench reproduce` first.")
+    require_run_records(results, "the report is made of their records")
     figures = _plot(results, out) if plots else {}
     html_path, markdown_path = build_report(results, out, figures)
     console.print(f"Report: {html_path} (self-contained HTML)", highlight=False)

@@ -17,6 +17,7 @@ This module imports neither torch nor submitit at the top, so that `bench status
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -339,11 +340,9 @@ def _link_logs(run_dir: Path, info: JobInfo) -> None:
     """`slurm/log.out` and `slurm/log.err` in the run folder, pointing at the array job's logs."""
     for name, target in (("log.out", info.stdout), ("log.err", info.stderr)):
         link = run_dir / "slurm" / name
-        try:
+        with contextlib.suppress(OSError):  # a file system without links: job.json still names the logs
             link.unlink(missing_ok=True)
             link.symlink_to(target)
-        except OSError:  # a file system without links: job.json still names the logs
-            pass
 
 
 def read_job(run_dir: Path) -> JobInfo | None:

@@ -43,7 +43,9 @@ MARKDOWN_NAME = "report.md"
 FIGURES_DIR = "figures"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MODEL = "diffuma"  # the model the significance tests and claims are about
-BOLD = ("\ue000", "\ue001")  # placeholders for the best cell's bold, made <strong> / ** per format
+# private-use characters around the best cell's text: each renderer turns them into its bold (<strong> or **),
+# so one formatted table serves both formats and no cell text can collide with them
+BOLD = ("\ue000", "\ue001")
 DETAIL_METRICS = ["mse", "mae", "ssim", "detail_ratio"]
 DETAIL_NOTE = ("detail →1: the prediction's fine-scale power over the truth's (upper half of the wavenumbers, "
                "`benchmark.spectra`); 1: as much detail as the truth, below 1: blurred, above 1: noisier.")

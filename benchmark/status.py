@@ -75,10 +75,9 @@ class Heartbeat:
             self._beat()
 
     def _beat(self) -> None:
-        try:
+        # a full or vanished disk must not stop the run: the heartbeat only informs `bench status`
+        with contextlib.suppress(OSError):
             write_json_atomic(self.path, {**self._info, "heartbeat_at": now()})
-        except OSError:  # a full or vanished disk must not stop the run; the heartbeat only informs
-            pass
 
 
 def first_process() -> bool:
