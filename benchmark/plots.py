@@ -51,7 +51,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from benchmark.data.base import Normalizer  # noqa: E402
-from benchmark.errors import BenchError  # noqa: E402
+from benchmark.errors import BenchError, BenchWarning  # noqa: E402
 from benchmark.records import RunRecord, records_to_frame  # noqa: E402
 from benchmark.tables import METRIC_LABELS, _latest_configuration, _model_rank, main_length  # noqa: E402
 
@@ -268,12 +268,12 @@ def _stored_predictions(by_model: dict[str, list[RunRecord]], results_dir: Path
             path = Path(results_dir) / record.run_id / record.predictions_file
             if not path.exists():
                 warnings.warn(f"{record.run_id}: its predictions file {path} is missing; left out of the grid.",
-                              stacklevel=3)
+                              BenchWarning, stacklevel=3)
                 continue
             try:
                 stored[model] = (record, read_npz(path, PREDICTION_ARRAYS))
             except BenchError as error:
-                warnings.warn(f"{record.run_id}: {error} Left out of the grid.", stacklevel=3)
+                warnings.warn(f"{record.run_id}: {error} Left out of the grid.", BenchWarning, stacklevel=3)
                 continue
             break
     return stored
@@ -321,7 +321,7 @@ def grid_data(by_model: dict[str, list[RunRecord]], results_dir: Path, styles: d
                 reference = record
             elif not _same_truth(physical["truth"], next(iter(fields.values()))["truth"]):
                 warnings.warn(f"{record.run_id}: its stored test sample {sample} differs from {reference.run_id}'s "
-                              "(another data configuration?); left out of the grid.", stacklevel=2)
+                              "(another data configuration?); left out of the grid.", BenchWarning, stacklevel=2)
                 continue
             fields[model] = physical
         if reference is None:
@@ -715,7 +715,7 @@ def _stored_spectra(by_model: dict[str, list[RunRecord]], results_dir: Path) -> 
             try:
                 stored.setdefault(model, []).append(read_npz(path, SPECTRA_ARRAYS))
             except BenchError as error:
-                warnings.warn(f"{record.run_id}: {error} Left out of the spectra.", stacklevel=3)
+                warnings.warn(f"{record.run_id}: {error} Left out of the spectra.", BenchWarning, stacklevel=3)
     return stored
 
 

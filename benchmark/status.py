@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config import RunConfig
-from benchmark.errors import DataError
+from benchmark.errors import BenchWarning, DataError
 from benchmark.launchers import ACTIVE_STATES, JOB_FILE, JobInfo, job_states, read_job
 from benchmark.records import RECORD_NAME, SCHEMA_VERSION, RunRecord, now, read_record, write_json_atomic
 
@@ -220,7 +220,7 @@ def _run_folders(results_dir: Path) -> dict[str, Path]:
             folders[path.name] = path
         else:
             warnings.warn(f"{path} is not a run folder (it has none of {', '.join(_MARKERS)}); skipped.",
-                          stacklevel=3)
+                          BenchWarning, stacklevel=3)
     return folders
 
 
