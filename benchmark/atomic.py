@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_write", "remove_stale_temporaries"]
+__all__ = ["atomic_write", "remove_stale_temporaries", "write_text_atomic"]
 
 
 def _default_mode() -> int:
@@ -39,6 +39,11 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Create or replace `path` with `text` (UTF-8), atomically."""
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:

@@ -300,6 +300,10 @@ def table(
     compare: str | None = typer.Option(None, "--compare",
                                        help="'paper': ours beside the paper's Table 2 (main), 3-4 (--epoch-sweep) "
                                             "or 5 (--length-sweep), with relative differences and Kendall's tau."),
+    precision_drift: bool = typer.Option(False, "--precision-drift",
+                                         help="Per model: how far training in bf16-mixed (or 16-mixed) moved each "
+                                              "--metrics score from the same runs in fp32, against the seed-to-seed "
+                                              "spread."),
     sweep_dataset: str | None = typer.Option(None, "--sweep-dataset",
                                              help="With --compare: the paper's dataset taken for its Tables 3-5, "
                                                   "which do not state one (default weatherbench:r; see "
@@ -326,6 +330,9 @@ def table(
     unknown = sorted(set(wanted) - set(tables.METRICS))
     if unknown:
         raise BenchError(f"Unknown metric(s) {', '.join(unknown)}; choose from {', '.join(tables.METRICS)}.")
+    if precision_drift:
+        _precision_drift_tables(frame, results, wanted, space.value, profile, out, formats)
+        return
     builder = (tables.epoch_sweep_table if epoch_sweep else
                tables.length_sweep_table if length_sweep else tables.main_table)
     built = builder(frame, space=space.value, metrics=wanted, profile=profile)
@@ -348,6 +355,59 @@ def table(
     _print_table(built)
     for path in written:
         console.print(f"wrote {path}")
+
+
+def _precision_drift_tables(frame: Any, results: Path, metrics: list[str], space: str, profile: str | None,
+                            out: Path, formats: tuple[str, ...]) -> None:
+    from benchmark import precision_drift
+    from benchmark.tables import METRIC_LABELS
+
+    for metric in metrics:
+        drift = precision_drift.precision_drift(frame, metric=metric, space=space, profile=profile)
+        if drift.empty:
+            raise BenchError(f"No model in {results}/ has runs of one setting in 32-true and in another precision. "
+                             "Run the same sweep twice, the second time with --set train.precision=bf16-mixed.")
+        console.print(_drift_rich_table(drift, f"Precision drift: test {METRIC_LABELS.get(metric, metric)} ({space})"))
+        console.print(drift.caption, highlight=False)
+        for path in precision_drift.render(drift, out, formats):
+            console.print(f"wrote {path}")
+
+
+def _drift_rich_table(drift: Any, title: str) -> RichTable:
+    """The drift table for a terminal (80 columns): means, the difference, the pooled spread, the verdict;
+    each side's standard deviation is in the files."""
+    import pandas as pd
+
+    from benchmark.precision_drift import SHORT_NAMES
+    from benchmark.tables import usual_seeds
+
+    r = drift.rows
+    several_datasets = r.index.get_level_values("dataset").nunique() > 1
+    several_precisions = r.index.get_level_values("precision").nunique() > 1
+    other = "other" if several_precisions else SHORT_NAMES.get(r.index[0][2], r.index[0][2])
+
+    def n_note(n: int, usual: int) -> str:
+        return "" if n == usual else f" (n={n})"
+
+    usual = usual_seeds(r[["ref_n", "n"]])
+    cells: dict[str, list[str]] = {"model": [], f"fp32 (n={usual})": [], f"{other} (n={usual})": [],
+                                   "diff": [], "spread": [], "diff / spread": [], "within": []}
+    for (dataset, model, precision), row in r.iterrows():
+        label = f"{dataset}: {model}" if several_datasets else model
+        cells["model"].append(f"{label} ({SHORT_NAMES.get(precision, precision)})" if several_precisions else label)
+        cells[f"fp32 (n={usual})"].append(f"{row.ref_mean:.5f}{n_note(row.ref_n, usual)}")
+        cells[f"{other} (n={usual})"].append(f"{row['mean']:.5f}{n_note(row.n, usual)}")
+        cells["diff"].append(f"{row.relative:+.1%}")
+        cells["spread"].append("" if row.spread != row.spread else f"{row.spread:.5f}")
+        cells["diff / spread"].append("" if row.ratio != row.ratio else f"{row.ratio:+.2f}")
+        cells["within"].append("n/a" if pd.isna(row.within) else "yes" if row.within else "[bold red]NO[/]")
+    rich_table = RichTable(title=title)
+    for header, column in cells.items():
+        _whole_column(rich_table, header, column, justify="left" if header == "model" else "right",
+                      style="cyan" if header == "model" else None)
+    for row_cells in zip(*cells.values(), strict=True):
+        rich_table.add_row(*row_cells)
+    return rich_table
 
 
 def _compare_table(against: str, built: Any, space: str, out: Path, formats: tuple[str, ...],

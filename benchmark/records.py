@@ -392,26 +392,31 @@ def load_records(results_dir: Path) -> list[RunRecord]:
     return records
 
 
-def config_key(config: RunConfig) -> str:
-    """Hash of a run's configuration without its seed: runs that differ only by seed share it."""
+def config_key(config: RunConfig, *, any_precision: bool = False) -> str:
+    """Hash of a run's configuration without its seed: runs that differ only by seed share it.
+
+    With `any_precision`, without `train.precision` too: the runs of one setting at every precision
+    share it (what the precision-drift table pairs).
+    """
     identity = config.identity()
     identity.pop("seed")
+    if any_precision:
+        identity["train"].pop("precision", None)
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-FRAME_COLUMNS = ["run_id", "config_key", "finished_at", "model", "family", "dataset", "seed", "t_in", "t_out",
-                 "profile", "epochs", "batch_size", "precision", "optimizer_steps", "trainable", "still_improving",
-                 "epoch",
-                 "space", "metric", "lead", "value"]
+FRAME_COLUMNS = ["run_id", "config_key", "setting_key", "finished_at", "model", "family", "dataset", "seed", "t_in",
+                 "t_out", "profile", "epochs", "batch_size", "precision", "optimizer_steps", "trainable",
+                 "still_improving", "epoch", "space", "metric", "lead", "value"]
 
 
 def records_to_frame(records: list[RunRecord]) -> pd.DataFrame:
     """Long table, one row per (run, evaluation point, space, metric[, lead]).
 
-    Columns: run_id, config_key, finished_at, model, family, dataset, seed, t_in, t_out, profile,
-    epochs, batch_size, precision, optimizer_steps, trainable, still_improving, epoch ("best" or the
-    --eval-at epoch as a string), space ("normalized" / "physical"), metric, lead (0 = aggregate,
-    1..T_out = lead time), value.
+    Columns: run_id, config_key, setting_key (config_key without the precision), finished_at, model,
+    family, dataset, seed, t_in, t_out, profile, epochs, batch_size, precision, optimizer_steps,
+    trainable, still_improving, epoch ("best" or the --eval-at epoch as a string), space ("normalized"
+    / "physical"), metric, lead (0 = aggregate, 1..T_out = lead time), value.
     """
     rows: list[dict[str, Any]] = []
     for record in records:
@@ -427,6 +432,7 @@ def _run_columns(record: RunRecord) -> dict[str, Any]:
     return {
         "run_id": record.run_id,
         "config_key": config_key(config),
+        "setting_key": config_key(config, any_precision=True),
         "finished_at": record.finished_at,
         "model": config.model,
         "family": record.model_info.family,

@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from benchmark.atomic import write_text_atomic
+
 LOWER_IS_BETTER = {"mse": True, "mae": True, "rmse": True, "lat_rmse": True, "ssim": False, "psnr": False}
 CLOSEST_TO_ONE = frozenset({"detail_ratio"})  # best = nearest 1 (in ratio: |log value| smallest)
 METRICS = (*LOWER_IS_BETTER, *sorted(CLOSEST_TO_ONE))  # every metric a table can show
@@ -381,15 +383,15 @@ def render(table: Table, out_dir: Path, formats: tuple[str, ...] = FORMATS, suff
     stem = f"{table.name}{suffix}"
     if "csv" in formats:
         path = out_dir / f"{stem}.csv"
-        to_csv_frame(table).to_csv(path)
+        write_text_atomic(path, to_csv_frame(table).to_csv())
         written.append(path)
     if "latex" in formats:
         path = out_dir / f"{stem}.tex"
-        path.write_text(to_latex(table))
+        write_text_atomic(path, to_latex(table))
         written.append(path)
     if "markdown" in formats:
         path = out_dir / f"{stem}.md"
-        path.write_text(to_markdown(table))
+        write_text_atomic(path, to_markdown(table))
         written.append(path)
     return written
 
@@ -561,16 +563,17 @@ def render_significance(marks: pd.DataFrame, out_dir: Path, formats: tuple[str, 
     written = []
     if "csv" in formats:
         path = out_dir / f"{stem}.csv"
-        marks.to_csv(path, index=False)
+        write_text_atomic(path, marks.to_csv(index=False))
         written.append(path)
     if "markdown" in formats:
         path = out_dir / f"{stem}.md"
         body = wide.to_markdown() if not wide.empty else "(no pairs of runs with per-sample errors)"
-        path.write_text(f"{body}\n\n{caption}\n")
+        write_text_atomic(path, f"{body}\n\n{caption}\n")
         written.append(path)
     if "latex" in formats:
         path = out_dir / f"{stem}.tex"
         escaped = wide.rename(index=_latex_escape, columns=_latex_escape).map(_latex_escape)
-        path.write_text(escaped.style.to_latex(caption=_latex_escape(caption), environment="table", hrules=True))
+        write_text_atomic(path, escaped.style.to_latex(caption=_latex_escape(caption), environment="table",
+                                                       hrules=True))
         written.append(path)
     return written

@@ -55,3 +55,75 @@ def test_native_bf16_is_detected_and_recorded(tmp_path):
     assert cpu_bf16_native("model name : something\n") is None  # no flags line: unknown
     record = execute_run(resolve_run("smoke", "persistence", DATASET, 0), tmp_path)
     assert record.environment.cpu_bf16 == cpu_bf16_native()
+
+
+def _drift_results(folder):
+    """fp32 and bf16 runs of three seeds: convlstm moves by half a spread, simvp by five; persistence and an
+    unpaired bf16 run (another learning rate) must not show."""
+    from benchmark.records import write_record
+    from tests.test_records_tables import fake_record
+
+    scores = {("convlstm", "32-true"): (0.30, 0.32, 0.28), ("convlstm", "bf16-mixed"): (0.31, 0.33, 0.29),
+              ("simvp", "32-true"): (0.20, 0.21, 0.19), ("simvp", "bf16-mixed"): (0.25, 0.26, 0.24)}
+    for (model, precision), values in scores.items():
+        for seed, mse in enumerate(values):
+            write_record(folder, fake_record(model, mse, seed=seed, precision=precision))
+    for precision in ("32-true", "bf16-mixed"):
+        write_record(folder, fake_record("persistence", 0.5, precision=precision))
+    write_record(folder, fake_record("convlstm", 0.9, precision="bf16-mixed", lr=0.5, finished_at="2026-02-01"))
+    return folder
+
+
+def test_precision_drift_pairs_the_same_setting_and_judges_by_the_seed_spread(tmp_path):
+    from benchmark.precision_drift import precision_drift, render
+
+    drift = precision_drift(records_to_frame(load_records(_drift_results(tmp_path / "results"))))
+    rows = drift.rows.droplevel("dataset")
+    assert list(rows.index) == [("convlstm", "bf16-mixed"), ("simvp", "bf16-mixed")]  # no persistence
+    convlstm, simvp = rows.loc[("convlstm", "bf16-mixed")], rows.loc[("simvp", "bf16-mixed")]
+    assert convlstm["ref_n"] == convlstm["n"] == 3  # the lr=0.5 run is another setting: not averaged in
+    assert convlstm["difference"] == pytest.approx(0.01) and convlstm["spread"] == pytest.approx(0.02)
+    assert convlstm["ratio"] == pytest.approx(0.5)
+    assert simvp["relative"] == pytest.approx(0.25) and simvp["ratio"] == pytest.approx(5.0)
+    assert rows["within"].tolist() == [True, False]
+    assert list(drift.drifting.index.get_level_values("model")) == ["simvp"]
+    assert "1 of 2 models" in drift.verdict and "simvp (+25.0%, +5.00 spreads)" in drift.verdict
+    paths = render(drift, tmp_path / "tables")
+    assert sorted(p.name for p in paths) == [f"precision_drift_mse_normalized.{e}" for e in ("csv", "md", "tex")]
+    markdown = (tmp_path / "tables" / "precision_drift_mse_normalized.md").read_text()
+    assert "synthetic-weather:t2m / simvp / bf16" in markdown and "| NO " in markdown
+
+
+def test_precision_drift_needs_two_seeds_a_side_to_judge(tmp_path):
+    from benchmark.precision_drift import precision_drift
+    from benchmark.records import write_record
+    from tests.test_records_tables import fake_record
+
+    for precision, mse in (("32-true", 0.3), ("bf16-mixed", 0.31)):
+        write_record(tmp_path, fake_record("simvp", mse, precision=precision))
+    drift = precision_drift(records_to_frame(load_records(tmp_path)))
+    assert drift.rows["within"].isna().all() and drift.drifting.empty
+    assert "Undecided (fewer than two seeds at a precision): simvp." in drift.verdict
+
+
+def test_bench_table_precision_drift(tmp_path):
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
+
+    results = _drift_results(tmp_path / "results")
+    runner = CliRunner()
+    done = runner.invoke(app, ["table", "--precision-drift", "--results", str(results), "--out",
+                               str(tmp_path / "tables"), "--metrics", "mse,ssim"], env={"COLUMNS": "80"})
+    assert done.exit_code == 0, done.output
+    assert "Precision drift: test MSE" in done.output and "Precision drift: test SSIM" in done.output
+    assert "+25.0%" in done.output and "NO" in done.output
+    assert max(len(line) for line in done.output.splitlines() if "│" in line) <= 80
+    assert (tmp_path / "tables" / "precision_drift_ssim_normalized.csv").is_file()
+    empty = tmp_path / "fp32-only"
+    from benchmark.records import write_record
+    from tests.test_records_tables import fake_record
+
+    write_record(empty, fake_record("simvp", 0.3))
+    refused = runner.invoke(app, ["table", "--precision-drift", "--results", str(empty)])
+    assert refused.exit_code != 0 and "--set train.precision=bf16-mixed" in refused.output

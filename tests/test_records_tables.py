@@ -42,10 +42,10 @@ ENVIRONMENT = EnvironmentInfo(python="3.11.7", torch="2.4.0", lightning="2.4.0",
 
 
 def fake_record(model: str, mse: float, seed: int = 0, t_out: int = 3, eval_at: dict | None = None,
-                finished_at: str = "2026-01-01T00:00:00", lr: float = 1e-3) -> RunRecord:
+                finished_at: str = "2026-01-01T00:00:00", lr: float = 1e-3, precision: str = "32-true") -> RunRecord:
     """A complete record with made-up scores (an epoch-2 best checkpoint for a learned model)."""
     config = resolve_run("smoke", model, "synthetic-weather:t2m", seed,
-                         overrides={"data": {"t_out": t_out}, "train": {"lr": lr}})
+                         overrides={"data": {"t_out": t_out}, "train": {"lr": lr, "precision": precision}})
     spec = get_model_spec(model)
     learned = spec.trainable
     return RunRecord(
