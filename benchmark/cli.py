@@ -390,18 +390,18 @@ def _drift_rich_table(drift: Any, title: str) -> RichTable:
         return "" if n == usual else f" (n={n})"
 
     usual = usual_seeds(r[["ref_n", "n"]])
-    cells: dict[str, list[str]] = {"model": [], f"fp32 (n={usual})": [], f"{other} (n={usual})": [],
-                                   "diff": [], "spread": [], "diff / spread": [], "within": []}
+    cells: dict[str, list[str]] = {"model": [], "fp32": [], other: [], "diff": [], "spread": [], "Δ/spread": [],
+                                   "within": []}
     for (dataset, model, precision), row in r.iterrows():
         label = f"{dataset}: {model}" if several_datasets else model
         cells["model"].append(f"{label} ({SHORT_NAMES.get(precision, precision)})" if several_precisions else label)
-        cells[f"fp32 (n={usual})"].append(f"{row.ref_mean:.5f}{n_note(row.ref_n, usual)}")
-        cells[f"{other} (n={usual})"].append(f"{row['mean']:.5f}{n_note(row.n, usual)}")
+        cells["fp32"].append(f"{row.ref_mean:.5f}{n_note(row.ref_n, usual)}")
+        cells[other].append(f"{row['mean']:.5f}{n_note(row.n, usual)}")
         cells["diff"].append(f"{row.relative:+.1%}")
         cells["spread"].append("" if row.spread != row.spread else f"{row.spread:.5f}")
-        cells["diff / spread"].append("" if row.ratio != row.ratio else f"{row.ratio:+.2f}")
+        cells["Δ/spread"].append("" if row.ratio != row.ratio else f"{row.ratio:+.2f}")
         cells["within"].append("n/a" if pd.isna(row.within) else "yes" if row.within else "[bold red]NO[/]")
-    rich_table = RichTable(title=title)
+    rich_table = RichTable(title=f"{title}, {usual} seed{'s' if usual > 1 else ''} each")
     for header, column in cells.items():
         _whole_column(rich_table, header, column, justify="left" if header == "model" else "right",
                       style="cyan" if header == "model" else None)

@@ -66,8 +66,11 @@ def submit_and_report(configs: list[Any], results: Path, slurm: Any, wait: bool,
     """Submit the runs of `configs` as SLURM jobs (`benchmark.launchers`) and print what happened; with `wait`,
     wait for them (each run's outcome through `on_event`). Returns the `SubmittedRun`s and the
     `SweepReport` (None without `wait`). Shared by `bench run` and `bench reproduce`."""
-    from benchmark.launchers import submission_lines, submit_runs, wait_for
+    from benchmark.launchers import auto_precision_warning, submission_lines, submit_runs, wait_for
 
+    warning = auto_precision_warning(configs)
+    if warning:
+        error_console.print(f"[yellow]{warning}[/]", highlight=False)
     with console.status("submitting the jobs ..."):
         submitted = submit_runs(configs, results, slurm)
     for line in submission_lines(submitted, results):

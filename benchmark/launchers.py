@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import RunConfig
+from benchmark.config import AUTO_PRECISION, RunConfig, load_profile
 from benchmark.errors import BenchError, ConfigError
 
 JOB_FILE = "slurm/job.json"
@@ -158,6 +158,28 @@ def parse_sbatch(assignments: list[str]) -> dict[str, Any]:
 def uses_gpu(config: RunConfig) -> bool:
     """Whether the run asks for GPUs (any accelerator but cpu: auto trains on a GPU when the job has one)."""
     return str(config.train["accelerator"]).lower() != "cpu"
+
+
+def _says_auto_precision(section: Any) -> bool:
+    """Whether a profile (or one of its entries) sets `train.precision: auto` anywhere."""
+    if not isinstance(section, dict):
+        return False
+    train = section.get("train")
+    if isinstance(train, dict) and train.get("precision") == AUTO_PRECISION:
+        return True
+    return any(_says_auto_precision(value) for value in section.values())
+
+
+def auto_precision_warning(configs: list[RunConfig]) -> str | None:
+    """A warning for runs whose profile says `precision: auto` and that resolved to bf16-mixed on this,
+    the submitting, machine: the jobs train in bf16-mixed wherever they land (a GPU node included)."""
+    profiles = {c.profile for c in configs if c.train["precision"] == "bf16-mixed"}
+    auto = sorted(p for p in profiles if _says_auto_precision(load_profile(p)))
+    if not auto:
+        return None
+    return (f"The {', '.join(auto)} profile's train.precision: auto was decided on this machine, which computes "
+            "bfloat16 natively: these jobs train in bf16-mixed on whatever node runs them. Pin it with --set "
+            "train.precision=32-true (fp32) or =bf16-mixed to choose.")
 
 
 def job_parameters(options: SlurmOptions, config: RunConfig) -> dict[str, Any]:

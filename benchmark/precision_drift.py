@@ -142,15 +142,18 @@ def _compare(reference: pd.Series, other: pd.Series) -> dict[str, object]:
 
 
 def formatted(drift: DriftTable) -> pd.DataFrame:
-    """The table as text cells: `fp32` and the other precision as mean ± std (n), then the comparison."""
+    """The table as text cells: `fp32` and the other precision (named when there is one) as mean ± std (n),
+    then the comparison."""
     def side(mean: float, std: float, n: int) -> str:
         return f"{mean:.5f} ± {std:.5f} ({n})" if not np.isnan(std) else f"{mean:.5f} ({n})"
 
     r = drift.rows
+    precisions = r.index.get_level_values("precision").unique()
+    other = SHORT_NAMES.get(precisions[0], precisions[0]) if len(precisions) == 1 else "other"
     within = r["within"].map(lambda w: "n/a" if pd.isna(w) else "yes" if w else "NO")
     text = pd.DataFrame({
         "fp32": [side(*v) for v in zip(r["ref_mean"], r["ref_std"], r["ref_n"], strict=True)],
-        "other": [side(*v) for v in zip(r["mean"], r["std"], r["n"], strict=True)],
+        other: [side(*v) for v in zip(r["mean"], r["std"], r["n"], strict=True)],
         "difference": [f"{d:+.5f} ({rel:+.1%})" for d, rel in zip(r["difference"], r["relative"], strict=True)],
         "spread": r["spread"].map(lambda s: "" if np.isnan(s) else f"{s:.5f}"),
         "difference / spread": r["ratio"].map(lambda x: "" if np.isnan(x) else f"{x:+.2f}"),
@@ -182,6 +185,6 @@ def render(drift: DriftTable, out_dir: Path, formats: tuple[str, ...] = tables.F
         flat = text.copy()
         flat.index = [f"{d} / {m} / {SHORT_NAMES.get(p, p)}" for d, m, p in text.index]
         flat.index.name = "dataset / model / precision"
-        write_text_atomic(path, f"{drift.caption}\n\n{flat.to_markdown()}\n")
+        write_text_atomic(path, f"{drift.caption}\n\n{flat.to_markdown(disable_numparse=True)}\n")
         written.append(path)
     return written

@@ -219,7 +219,7 @@ CATALOGUE = [
          r"Unknown data key t_inn for dataset synthetic-weather:t2m.*Did you mean t_inn -> t_in\?.*Fix the spelling",
          "bench run"),
     Case("--set train.precision=bf16", dry("--set", "train.precision=bf16"), 2,
-         r"train\.precision = 'bf16' .* must be 32-true, bf16-mixed or 16-mixed.*--set train\.precision=VALUE",
+         r"train\.precision = 'bf16' .* must be 32-true, bf16-mixed, 16-mixed or auto.*--set train\.precision=VALUE",
          "bench run"),
     Case("--eval-at 0", dry("--eval-at", "0"), 2,
          r"train\.eval_at = \[0\] .* must be a list of epochs of at least 1.*--eval-at 10,20", "bench run"),

@@ -185,7 +185,7 @@ def test_every_train_key_has_a_check_and_the_defaults_pass():
     "key, value, form",
     [("lr", "abc", "positive number"), ("lr", 0, "positive number"), ("epochs", 2.5, "whole number"),
      ("batch_size", 0, "at least 1"), ("scheduler", "linear", "cosine, constant or onecycle"),
-     ("optimizer", "sgd", "adam or adamw"), ("precision", 16, "32-true, bf16-mixed or 16-mixed"),
+     ("optimizer", "sgd", "adam or adamw"), ("precision", 16, "32-true, bf16-mixed, 16-mixed or auto"),
      ("eval_at", ["x"], "list of epochs"),
      ("eval_at", 5, "list of epochs"), ("limit_val_batches", -1, "null"), ("warmup_steps", -1, "at least 0"),
      ("warmup_fraction", 1.0, "strictly between 0 and 1"), ("weight_decay", -0.1, "at least 0"),

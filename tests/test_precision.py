@@ -22,7 +22,7 @@ def test_precision_is_checked_and_changes_the_run_id():
     bf16 = resolve_run("smoke", "simvp", DATASET, 0, BF16)
     assert fp32.train["precision"] == "32-true" and bf16.train["precision"] == "bf16-mixed"
     assert fp32.run_id != bf16.run_id
-    with pytest.raises(ConfigError, match=r"train.precision = 'bf16' .*32-true, bf16-mixed or 16-mixed"):
+    with pytest.raises(ConfigError, match=r"train.precision = 'bf16' .*32-true, bf16-mixed, 16-mixed or auto"):
         resolve_run("smoke", "simvp", DATASET, 0, {"train": {"precision": "bf16"}})
 
 
@@ -52,6 +52,8 @@ def test_native_bf16_is_detected_and_recorded(tmp_path):
 
     assert cpu_bf16_native("processor: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_tile\n") is True
     assert cpu_bf16_native("flags : fpu sse avx2\n") is False
+    assert cpu_bf16_native("Features\t: fp asimd sve bf16 i8mm\n") is True  # Arm (e.g. Graviton3)
+    assert cpu_bf16_native("Features\t: fp asimd\n") is False
     assert cpu_bf16_native("model name : something\n") is None  # no flags line: unknown
     record = execute_run(resolve_run("smoke", "persistence", DATASET, 0), tmp_path)
     assert record.environment.cpu_bf16 == cpu_bf16_native()
@@ -127,3 +129,21 @@ def test_bench_table_precision_drift(tmp_path):
     write_record(empty, fake_record("simvp", 0.3))
     refused = runner.invoke(app, ["table", "--precision-drift", "--results", str(empty)])
     assert refused.exit_code != 0 and "--set train.precision=bf16-mixed" in refused.output
+
+
+def test_auto_precision_is_decided_by_the_machine_and_named_in_the_run_id(monkeypatch):
+    import benchmark.hardware as hardware
+    from benchmark.config import resolve_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for native, expected in ((True, "bf16-mixed"), (False, "32-true"), (None, "32-true")):
+        monkeypatch.setattr(hardware, "cpu_bf16_native", lambda native=native: native)
+        assert resolve_precision("auto", "auto") == resolve_precision("auto", "cpu") == expected
+        config = resolve_run("smoke", "simvp", DATASET, 0, {"train": {"precision": "auto"}})
+        assert config.train["precision"] == expected  # concrete: the run id is that of the named precision
+        assert config.run_id == resolve_run("smoke", "simvp", DATASET, 0,
+                                            {"train": {"precision": expected}}).run_id
+    assert resolve_precision("auto", "gpu") == "32-true"  # a GPU: the papers' fp32
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_precision("auto", "auto") == "32-true"
+    assert resolve_precision("bf16-mixed", "gpu") == "bf16-mixed"  # a named precision is kept as it is

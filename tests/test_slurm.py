@@ -192,3 +192,21 @@ def test_reproduce_without_wait_says_to_run_it_again(tmp_path, monkeypatch):
     assert [c.model for c in submitted] == ["persistence"] and "job 0: persistence" in result.output
     assert "run this same `bench reproduce` command again" in " ".join(result.output.split())
     assert not out.exists()  # no tables from runs that have not finished
+
+
+def test_a_submission_says_when_auto_precision_was_decided_on_the_submitting_machine(monkeypatch):
+    import torch
+
+    import benchmark.hardware as hardware
+    from benchmark.config import resolve_run
+    from benchmark.launchers import auto_precision_warning
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(hardware, "cpu_bf16_native", lambda: True)
+    quick = resolve_run("quick", "simvp", "synthetic-weather:t2m", 0)  # the quick profile says auto
+    assert quick.train["precision"] == "bf16-mixed"
+    assert "quick profile's train.precision: auto was decided on this machine" in auto_precision_warning([quick])
+    pinned = resolve_run("quick", "simvp", "synthetic-weather:t2m", 0, {"train": {"precision": "32-true"}})
+    assert auto_precision_warning([pinned]) is None
+    assert auto_precision_warning([resolve_run("smoke", "simvp", "synthetic-weather:t2m", 0,
+                                               {"train": {"precision": "bf16-mixed"}})]) is None  # named, not auto
