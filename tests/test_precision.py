@@ -147,3 +147,21 @@ def test_auto_precision_is_decided_by_the_machine_and_named_in_the_run_id(monkey
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_precision("auto", "auto") == "32-true"
     assert resolve_precision("bf16-mixed", "gpu") == "bf16-mixed"  # a named precision is kept as it is
+
+
+@pytest.mark.parametrize("precision,autocast", [("32-true", None), ("bf16-mixed", torch.bfloat16)])
+def test_the_precision_reaches_the_training_step(tmp_path, monkeypatch, precision, autocast):
+    from benchmark import training
+
+    seen = []
+    original = training.ForecastModule.training_step
+
+    def spying_step(self, *args, **kwargs):
+        enabled = torch.is_autocast_enabled("cpu")
+        seen.append(torch.get_autocast_dtype("cpu") if enabled else None)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(training.ForecastModule, "training_step", spying_step)
+    config = resolve_run("smoke", "simvp", DATASET, 0, {"train": {"precision": precision, "epochs": 1}})
+    execute_run(config, tmp_path)
+    assert seen and set(seen) == {autocast}  # Lightning ran every training step under that autocast (or none)
