@@ -70,7 +70,7 @@ class DriftTable:
             undecided = group[group["within"].isna()]
             if drifting.empty and undecided.empty:
                 parts.append(f"{name} moved every model's test {label} by no more than the seed-to-seed spread "
-                             f"(largest |difference / spread|: {group['ratio'].abs().max():.2f}).")
+                             f"(the largest difference: {group['ratio'].abs().max():.2f} spreads).")
                 continue
             if not drifting.empty:
                 listed = ", ".join(f"{model} ({row.relative:+.1%}, {row.ratio:+.2f} spreads)"
@@ -89,7 +89,8 @@ class DriftTable:
         return (f"Test {label} ({self.space} units, best-validation checkpoint) of the same runs trained in fp32 "
                 "and in another precision: mean ± standard deviation over seeds (n seeds), the difference of "
                 "the means (other - fp32; relative to fp32), the pooled seed-to-seed standard deviation "
-                "('spread') and their ratio; 'within': |difference| <= spread. " + self.verdict)
+                "('spread') and their ratio; 'within': the difference is at most one spread either way. "
+                + self.verdict)
 
 
 def precision_drift(frame: pd.DataFrame, metric: str = "mse", space: str = "normalized",
@@ -135,7 +136,10 @@ def _compare(reference: pd.Series, other: pd.Series) -> dict[str, object]:
     ref_mean, ref_std, mean, std = reference.mean(), reference.std(ddof=1), other.mean(), other.std(ddof=1)
     difference = mean - ref_mean
     spread = float(np.sqrt((ref_std ** 2 + std ** 2) / 2))  # NaN when a side has one seed
-    ratio = difference / spread if spread > 0 else np.nan
+    if spread > 0:
+        ratio = difference / spread
+    else:  # no spread: NaN with one seed; 0 when every seed scored the same (bit-identical runs)
+        ratio = spread if np.isnan(spread) else 0.0 if difference == 0 else np.copysign(np.inf, difference)
     return {"ref_mean": ref_mean, "ref_std": ref_std, "ref_n": len(reference), "mean": mean, "std": std,
             "n": len(other), "difference": difference, "relative": difference / ref_mean if ref_mean else np.nan,
             "spread": spread, "ratio": ratio, "within": pd.NA if np.isnan(ratio) else bool(abs(ratio) <= 1.0)}
@@ -178,7 +182,7 @@ def render(drift: DriftTable, out_dir: Path, formats: tuple[str, ...] = tables.F
         escaped = text.rename(index=tables._latex_escape, columns=tables._latex_escape).map(tables._latex_escape)
         write_text_atomic(path, escaped.style.to_latex(caption=tables._latex_escape(drift.caption), hrules=True,
                                                        environment="table", position_float="centering",
-                                                       multirow_align="naive"))
+                                                       multirow_align="naive", column_format="lll" + "r" * 6))
         written.append(path)
     if "markdown" in formats:
         path = out_dir / f"{stem}.md"
