@@ -374,8 +374,8 @@ def _precision_drift_tables(frame: Any, results: Path, metrics: list[str], space
 
 
 def _drift_rich_table(drift: Any, title: str) -> RichTable:
-    """The drift table for a terminal (80 columns): means, the difference, the pooled spread, the verdict;
-    each side's standard deviation is in the files."""
+    """The drift table for a terminal (80 columns): means, the difference, its ratio to the pooled spread,
+    Welch's p, the verdict; each side's standard deviation and the spread are in the files."""
     import pandas as pd
 
     from benchmark.precision_drift import SHORT_NAMES
@@ -390,7 +390,7 @@ def _drift_rich_table(drift: Any, title: str) -> RichTable:
         return "" if n == usual else f" (n={n})"
 
     usual = usual_seeds(r[["ref_n", "n"]])
-    cells: dict[str, list[str]] = {"model": [], "fp32": [], other: [], "diff": [], "spread": [], "Δ/spread": [],
+    cells: dict[str, list[str]] = {"model": [], "fp32": [], other: [], "diff": [], "Δ/spread": [], "p": [],
                                    "within": []}
     for (dataset, model, precision), row in r.iterrows():
         label = f"{dataset}: {model}" if several_datasets else model
@@ -398,8 +398,8 @@ def _drift_rich_table(drift: Any, title: str) -> RichTable:
         cells["fp32"].append(f"{row.ref_mean:.5f}{n_note(row.ref_n, usual)}")
         cells[other].append(f"{row['mean']:.5f}{n_note(row.n, usual)}")
         cells["diff"].append(f"{row.relative:+.1%}")
-        cells["spread"].append("" if row.spread != row.spread else f"{row.spread:.5f}")
         cells["Δ/spread"].append("" if row.ratio != row.ratio else f"{row.ratio:+.2f}")
+        cells["p"].append("" if row.p != row.p else f"{row.p:.2f}")
         cells["within"].append("n/a" if pd.isna(row.within) else "yes" if row.within else "[bold red]NO[/]")
     rich_table = RichTable(title=f"{title}, {usual} seed{'s' if usual > 1 else ''} each")
     for header, column in cells.items():

@@ -10,7 +10,8 @@ models only):
 - `spread` = the pooled seed-to-seed standard deviation, sqrt((std_fp32^2 + std_other^2) / 2)
   (ddof=1 each), the noise a change of seed alone brings;
 - `ratio` = difference / spread; `within` is |ratio| <= 1: the precision moved the score by no
-  more than a change of seed does.
+  more than a change of seed does;
+- `p`: Welch's two-sample t-test of the two means over seeds (unequal variances), beside the rule.
 
 That criterion (ours, issue 14) decides whether a profile may train in bf16 by default; it needs at
 least two seeds at each precision (else `within` is undecided, NA). Three seeds make the spread
@@ -25,13 +26,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from benchmark import tables
 from benchmark.atomic import write_text_atomic
 
 REFERENCE_PRECISION = "32-true"
 SHORT_NAMES = {"32-true": "fp32", "bf16-mixed": "bf16", "16-mixed": "fp16"}
-NUMBER_COLUMNS = ("ref_mean", "ref_std", "ref_n", "mean", "std", "n", "difference", "relative", "spread", "ratio")
+NUMBER_COLUMNS = ("ref_mean", "ref_std", "ref_n", "mean", "std", "n", "difference", "relative", "spread", "ratio",
+                  "p")
 
 
 @dataclass
@@ -89,7 +92,8 @@ class DriftTable:
         return (f"Test {label} ({self.space} units, best-validation checkpoint) of the same runs trained in fp32 "
                 "and in another precision: mean ± standard deviation over seeds (n seeds), the difference of "
                 "the means (other - fp32; relative to fp32), the pooled seed-to-seed standard deviation "
-                "('spread') and their ratio; 'within': the difference is at most one spread either way. "
+                "('spread') and their ratio, Welch's t-test p of the two means; 'within': the difference is at most "
+                "one spread either way. "
                 + self.verdict)
 
 
@@ -140,9 +144,13 @@ def _compare(reference: pd.Series, other: pd.Series) -> dict[str, object]:
         ratio = difference / spread
     else:  # no spread: NaN with one seed; 0 when every seed scored the same (bit-identical runs)
         ratio = spread if np.isnan(spread) else 0.0 if difference == 0 else np.copysign(np.inf, difference)
+    p = np.nan
+    if len(reference) > 1 and len(other) > 1 and spread > 0:
+        p = float(stats.ttest_ind(other, reference, equal_var=False).pvalue)
     return {"ref_mean": ref_mean, "ref_std": ref_std, "ref_n": len(reference), "mean": mean, "std": std,
             "n": len(other), "difference": difference, "relative": difference / ref_mean if ref_mean else np.nan,
-            "spread": spread, "ratio": ratio, "within": pd.NA if np.isnan(ratio) else bool(abs(ratio) <= 1.0)}
+            "spread": spread, "ratio": ratio, "p": p,
+            "within": pd.NA if np.isnan(ratio) else bool(abs(ratio) <= 1.0)}
 
 
 def formatted(drift: DriftTable) -> pd.DataFrame:
@@ -161,6 +169,7 @@ def formatted(drift: DriftTable) -> pd.DataFrame:
         "difference": [f"{d:+.5f} ({rel:+.1%})" for d, rel in zip(r["difference"], r["relative"], strict=True)],
         "spread": r["spread"].map(lambda s: "" if np.isnan(s) else f"{s:.5f}"),
         "difference / spread": r["ratio"].map(lambda x: "" if np.isnan(x) else f"{x:+.2f}"),
+        "p (Welch)": r["p"].map(lambda x: "" if np.isnan(x) else f"{x:.2f}"),
         "within": within,
     }, index=r.index)
     return text
@@ -182,7 +191,7 @@ def render(drift: DriftTable, out_dir: Path, formats: tuple[str, ...] = tables.F
         escaped = text.rename(index=tables._latex_escape, columns=tables._latex_escape).map(tables._latex_escape)
         write_text_atomic(path, escaped.style.to_latex(caption=tables._latex_escape(drift.caption), hrules=True,
                                                        environment="table", position_float="centering",
-                                                       multirow_align="naive", column_format="lll" + "r" * 6))
+                                                       multirow_align="naive", column_format="lll" + "r" * 7))
         written.append(path)
     if "markdown" in formats:
         path = out_dir / f"{stem}.md"

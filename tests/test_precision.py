@@ -88,6 +88,7 @@ def test_precision_drift_pairs_the_same_setting_and_judges_by_the_seed_spread(tm
     assert convlstm["ratio"] == pytest.approx(0.5)
     assert simvp["relative"] == pytest.approx(0.25) and simvp["ratio"] == pytest.approx(5.0)
     assert rows["within"].tolist() == [True, False]
+    assert convlstm["p"] > 0.3 and simvp["p"] < 0.01  # Welch's t-test beside the rule agrees here
     assert list(drift.drifting.index.get_level_values("model")) == ["simvp"]
     assert "1 of 2 models" in drift.verdict and "simvp (+25.0%, +5.00 spreads)" in drift.verdict
     paths = render(drift, tmp_path / "tables")
