@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark.atomic import write_text_atomic
 from benchmark.paper import numbers
 from benchmark.tables import LOWER_IS_BETTER, _latest_configuration, _latex_escape, main_length
 
@@ -458,9 +459,8 @@ def render_claims(table: pd.DataFrame, out_dir: Path, formats: tuple[str, ...] =
     written = []
     for fmt in formats:
         path = out_dir / f"claims.{SUFFIXES[fmt]}"
-        if fmt == "csv":
-            table.to_csv(path, index=False)
-        else:
-            path.write_text(to_markdown(table) if fmt == "markdown" else to_latex(table), encoding="utf-8")
+        text = (table.to_csv(index=False) if fmt == "csv" else
+                to_markdown(table) if fmt == "markdown" else to_latex(table))
+        write_text_atomic(path, text)
         written.append(path)
     return written

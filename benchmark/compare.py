@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from benchmark.atomic import write_text_atomic
 from benchmark.paper.numbers import DEFAULT_SWEEP_DATASET, PAPER_DATASETS, PAPER_SPACE, load_paper_numbers
 from benchmark.tables import FORMATS, Table, _column_label, _latex_escape
 
@@ -253,12 +254,12 @@ def render(comparison: Comparison, out_dir: Path, formats: tuple[str, ...] = FOR
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem, written = f"{comparison.name}{suffix}", []
-    for fmt, ext, write in (("csv", "csv", lambda p: to_csv_frame(comparison).to_csv(p, index=False)),
-                            ("latex", "tex", lambda p: p.write_text(to_latex(comparison))),
-                            ("markdown", "md", lambda p: p.write_text(to_markdown(comparison)))):
+    for fmt, ext, text in (("csv", "csv", lambda: to_csv_frame(comparison).to_csv(index=False)),
+                           ("latex", "tex", lambda: to_latex(comparison)),
+                           ("markdown", "md", lambda: to_markdown(comparison))):
         if fmt in formats:
             path = out_dir / f"{stem}.{ext}"
-            write(path)
+            write_text_atomic(path, text())
             written.append(path)
     return written
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.atomic import write_text_atomic
 from benchmark.errors import BenchError
 
 
@@ -101,15 +102,15 @@ def render_dataset_table(frame: pd.DataFrame, out_dir: Path, formats: tuple[str,
     written = []
     if "csv" in formats:
         written.append(out_dir / "datasets.csv")
-        frame.to_csv(written[-1], index=False)
+        write_text_atomic(written[-1], frame.to_csv(index=False))
     if "latex" in formats:
         escaped = frame.astype(str).map(lambda s: s.replace("_", "\\_"))
         escaped.columns = [c.replace("_", "\\_") for c in frame.columns]
         latex = escaped.style.hide(axis="index").to_latex(
             hrules=True, caption=caption.replace("_", "\\_"), position_float="centering", environment="table")
         written.append(out_dir / "datasets.tex")
-        written[-1].write_text(latex)
+        write_text_atomic(written[-1], latex)
     if "markdown" in formats:
         written.append(out_dir / "datasets.md")
-        written[-1].write_text(f"{caption}\n\n{frame.to_markdown(index=False)}\n")
+        write_text_atomic(written[-1], f"{caption}\n\n{frame.to_markdown(index=False)}\n")
     return written

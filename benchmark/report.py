@@ -33,6 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark import claims, compare, tables
+from benchmark.atomic import write_text_atomic
 from benchmark.errors import BenchError
 from benchmark.paper.numbers import DEFAULT_SWEEP_DATASET, MODEL_NAMES, PAPER_DATASETS
 from benchmark.records import EnvironmentInfo, RunRecord, load_records, records_to_frame
@@ -130,8 +131,8 @@ def build_report(results_dir: Path, out_dir: Path, figures: dict[str, list[Path]
     notes = generated_data_notes(records)
     blocks = report_blocks(records, results_dir, out_dir, figures or {})
     html_path, markdown_path = out_dir / HTML_NAME, out_dir / MARKDOWN_NAME
-    html_path.write_text(render_html(title, notes, blocks), encoding="utf-8")
-    markdown_path.write_text(render_markdown(title, notes, blocks), encoding="utf-8")
+    write_text_atomic(html_path, render_html(title, notes, blocks))
+    write_text_atomic(markdown_path, render_markdown(title, notes, blocks))
     return html_path, markdown_path
 
 
