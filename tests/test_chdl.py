@@ -454,3 +454,27 @@ def test_unknown_keys_given_to_the_loader_are_refused(png_root):
         load_dataset("chdl", {"root": str(png_root), "tyop": 3})
     with pytest.raises(ConfigError, match=r"coarsen for dataset synthetic-chdl.*bit_depth"):
         load_dataset("synthetic-chdl", {"coarsen": 4})
+
+
+def test_two_runs_generating_the_same_folder_at_once_both_succeed(tmp_path, monkeypatch):
+    """Two runs of a sweep (or two tasks of a SLURM job) generate the same cache folder at once: the one
+    that finishes second finds the folder complete and uses it (exact interleaving, forced in-process)."""
+    import benchmark.data.synthetic_chdl as synthetic_chdl
+
+    params = SyntheticChdlSettings(**SMALL, seed_data=3).generation_params()
+    folder = tmp_path / "cache" / "data"
+    real_write = synthetic_chdl.write_sequences
+    calls = []
+
+    def write_while_another_run_finishes(staging, params_):
+        calls.append(staging)
+        real_write(staging, params_)
+        if len(calls) == 1:  # the other run starts later and finishes first
+            generate_synthetic_chdl(folder, params_)
+
+    monkeypatch.setattr(synthetic_chdl, "write_sequences", write_while_another_run_finishes)
+    (folder).mkdir(parents=True)  # an empty folder, as a run that was stopped before writing leaves it
+    assert generate_synthetic_chdl(folder, params) == folder and len(calls) == 2
+    reference = generate_synthetic_chdl(tmp_path / "alone", params)
+    assert file_bytes(folder) == file_bytes(reference)
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no staging folder left

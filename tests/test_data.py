@@ -371,3 +371,27 @@ def test_synthetic_settings_are_the_weatherbench_keys_plus_the_generators_and_na
     assert settings.generation_params() == {"version": 1, "years": [2016, 2017, 2018], "hours_per_step": 6,
                                             "seed_data": 2}
     assert settings.split_years == {"train": [2016], "val": [2017], "test": [2018]}
+
+
+def test_two_runs_generating_the_same_variables_at_once_both_succeed(tmp_path, monkeypatch):
+    """Two runs generate the same synthetic-weather variables into one cache at once: the one that finishes
+    second finds the folders in place and reads them (exact interleaving, forced in-process)."""
+    import benchmark.data.synthetic_weather as synthetic_weather
+
+    params = {"version": GENERATOR_VERSION, "years": [2018], "hours_per_step": 24, "seed_data": 3}
+    root = tmp_path / "cache"
+    real_simulate = synthetic_weather.simulate
+    calls = []
+
+    def simulate_while_another_run_finishes(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:  # the other run starts later and finishes first
+            generate_synthetic_weather(root, ["t2m"], params)
+        yield from real_simulate(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic_weather, "simulate", simulate_while_another_run_finishes)
+    grid = generate_synthetic_weather(root, ["t2m"], params)
+    assert len(calls) == 2
+    reference = generate_synthetic_weather(tmp_path / "alone", ["t2m"], params)
+    assert np.array_equal(read_years(grid, "2m_temperature", "t2m"), read_years(reference, "2m_temperature", "t2m"))
+    assert not [p for p in root.iterdir() if p.name.startswith(".")]  # no staging folder left

@@ -292,11 +292,11 @@ def generate_synthetic_chdl(folder: str | Path, params: dict[str, Any]) -> Path:
     try:
         write_sequences(staging, params)
         (staging / MANIFEST).write_text(json.dumps(params, sort_keys=True))
-        if folder.is_dir():
-            folder.rmdir()  # empty (checked above); rename does not replace a folder everywhere
         try:
+            if folder.is_dir():
+                folder.rmdir()  # empty when checked above; rename does not replace a folder everywhere
             os.rename(staging, folder)
-        except OSError:
+        except OSError:  # the folder filled meanwhile (rmdir or rename refused)
             if _stored_params(folder) != params:  # else a concurrent run wrote the same data first
                 raise
     finally:
