@@ -51,6 +51,11 @@ class DriftTable:
         return self.rows.empty
 
     @property
+    def datasets(self) -> list[str]:
+        """The datasets of the rows, in order."""
+        return list(dict.fromkeys(self.rows.index.get_level_values("dataset")))
+
+    @property
     def drifting(self) -> pd.DataFrame:
         """The rows whose difference exceeds the seed spread."""
         return self.rows[(~self.rows["within"]).fillna(False)]

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark import claims, compare, tables
+from benchmark import claims, compare, precision_drift, tables
 from benchmark.atomic import write_text_atomic
 from benchmark.errors import BenchError
 from benchmark.paper.numbers import DEFAULT_SWEEP_DATASET, MODEL_NAMES, PAPER_DATASETS
@@ -211,12 +211,27 @@ def results_blocks(frame: pd.DataFrame, results_dir: Path, profile: str) -> tupl
     if tables.TABLE_AXES["main"] not in significance:
         missing.append(f"Significance tests: no {MODEL} run and baseline run with per-sample errors of a seed in "
                        "common, so no table has ▲ / ▼ marks.")
+    blocks += precision_drift_blocks(frame, profile)
     claim_rows = claims.claims_table(frame, significance=significance).rename(columns=CLAIM_LABELS)
     blocks += [Heading(3, "The paper's claims", slug(f"{profile} claims")),
                TableBlock(claim_rows, "Each quantitative claim of the paper, recomputed from its own tables and "
                           f"checked on our runs of the {profile} profile (`benchmark.claims`).", "text", index=False,
                           widths=CLAIM_WIDTHS)]
     return blocks, missing
+
+
+def precision_drift_blocks(frame: pd.DataFrame, profile: str) -> list[Block]:
+    """Where the profile's runs of one setting were trained in fp32 and in another precision: how far the
+    precision moved each model's test MSE, against the seed spread (`benchmark.precision_drift`)."""
+    drift = precision_drift.precision_drift(frame, metric="mse", profile=profile)
+    if drift.empty:
+        return []
+    text = precision_drift.formatted(drift)
+    several = len(set(drift.rows.index.get_level_values("precision"))) > 1
+    text.index = [(f"{dataset}: " if len(drift.datasets) > 1 else "") + model
+                  + (f" ({precision_drift.SHORT_NAMES.get(p, p)})" if several else "")
+                  for dataset, model, p in text.index]
+    return [Heading(3, "Training precision", slug(f"{profile} precision drift")), TableBlock(text, drift.caption)]
 
 
 @dataclass

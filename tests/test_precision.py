@@ -166,3 +166,17 @@ def test_the_precision_reaches_the_training_step(tmp_path, monkeypatch, precisio
     config = resolve_run("smoke", "simvp", DATASET, 0, {"train": {"precision": precision, "epochs": 1}})
     execute_run(config, tmp_path)
     assert seen and set(seen) == {autocast}  # Lightning ran every training step under that autocast (or none)
+
+
+def test_the_report_has_a_precision_section_only_where_runs_differ_by_precision(tmp_path):
+    from benchmark.records import write_record
+    from benchmark.report import build_report
+    from tests.test_records_tables import fake_record
+
+    _, markdown = build_report(_drift_results(tmp_path / "results"), tmp_path / "report", {})
+    text = markdown.read_text()
+    assert "### Training precision" in text and "bf16 moved the test MSE of 1 of 2 models" in text
+    assert "| simvp " in text.split("### Training precision")[1]
+    write_record(tmp_path / "fp32", fake_record("simvp", 0.3))
+    _, markdown = build_report(tmp_path / "fp32", tmp_path / "report-fp32", {})
+    assert "Training precision" not in markdown.read_text()
