@@ -331,6 +331,12 @@ def table(
     if unknown:
         raise BenchError(f"Unknown metric(s) {', '.join(unknown)}; choose from {', '.join(tables.METRICS)}.")
     if precision_drift:
+        others = [flag for flag, given in (("--epoch-sweep", epoch_sweep), ("--length-sweep", length_sweep),
+                                           ("--significance", significance), ("--compare", compare is not None))
+                  if given]
+        if others:
+            raise BenchError(f"--precision-drift is a table of its own (the best-checkpoint scores at the main "
+                             f"length); leave out {', '.join(others)}.")
         _precision_drift_tables(frame, results, wanted, space.value, profile, out, formats)
         return
     builder = (tables.epoch_sweep_table if epoch_sweep else

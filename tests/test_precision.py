@@ -130,6 +130,8 @@ def test_bench_table_precision_drift(tmp_path):
     write_record(empty, fake_record("simvp", 0.3))
     refused = runner.invoke(app, ["table", "--precision-drift", "--results", str(empty)])
     assert refused.exit_code != 0 and "--set train.precision=bf16-mixed" in refused.output
+    combined = runner.invoke(app, ["table", "--precision-drift", "--epoch-sweep", "--results", str(results)])
+    assert combined.exit_code != 0 and "leave out --epoch-sweep" in combined.output
 
 
 def test_auto_precision_is_decided_by_the_machine_and_named_in_the_run_id(monkeypatch):
