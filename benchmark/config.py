@@ -220,7 +220,7 @@ def load_profile(name_or_path: str) -> dict[str, Any]:
     try:
         profile = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
-        raise ConfigError(f"The profile {path} is not valid YAML ({_yaml_problem(error)}). Fix the file, or pass "
+        raise ConfigError(f"The profile {path} is not valid YAML ({yaml_problem(error)}). Fix the file, or pass "
                           f"a shipped profile: {', '.join(available_profiles())}.") from None
     if not isinstance(profile, dict):
         raise ConfigError(f"The profile {path} must be a YAML mapping with train/data/datasets/models keys.")
@@ -232,7 +232,7 @@ def load_profile(name_or_path: str) -> dict[str, Any]:
     return {k: v for k, v in profile.items() if k in PROFILE_KEYS}
 
 
-def _yaml_problem(error: yaml.YAMLError) -> str:
+def yaml_problem(error: yaml.YAMLError) -> str:
     """A YAML parser error on one line: what is wrong and where (the parser's own text spans several)."""
     mark = getattr(error, "problem_mark", None)
     problem = getattr(error, "problem", None) or " ".join(str(error).split())

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from benchmark.config import RunConfig, deep_merge
+from benchmark.config import RunConfig, deep_merge, yaml_problem
 from benchmark.errors import BenchError, ConfigError, UnknownNameError
 
 SUITE_DIR = Path(__file__).with_name("suites")
@@ -69,6 +69,13 @@ def load_suite(name_or_path: str) -> Suite:
                                "or pass the path of a suite YAML file.")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"The suite {path} is not valid YAML ({yaml_problem(error)}). Fix the file, or pass a "
+                          f"shipped suite: {', '.join(available_suites())}.") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"The suite {path} must be a YAML mapping (name, models, profiles, epoch_sweep, "
+                          "length_sweep); see benchmark/suites/diffuma-paper.yaml.")
+    try:
         epochs, lengths = raw.get("epoch_sweep") or {}, raw.get("length_sweep") or {}
         profiles = {
             name: SuiteProfile(tuple(values["datasets"]), values.get("sweep_dataset"),
@@ -86,8 +93,10 @@ def load_suite(name_or_path: str) -> Suite:
             profiles=profiles,
             description=str(raw.get("description", "")),
         )
-    except (yaml.YAMLError, KeyError, TypeError, ValueError) as error:
-        raise ConfigError(f"The suite {path} is not a valid suite file ({type(error).__name__}: {error}).") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        what = f"missing key {error}" if isinstance(error, KeyError) else " ".join(str(error).split())
+        raise ConfigError(f"The suite {path} is not a valid suite file ({what}); see "
+                          "benchmark/suites/diffuma-paper.yaml for the layout.") from None
     unknown = sorted(set(suite.length_models) - set(suite.models))
     if unknown:
         raise ConfigError(f"The suite {path}: length_sweep models {', '.join(unknown)} are not among its models.")

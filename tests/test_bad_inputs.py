@@ -71,6 +71,15 @@ def profile_file(text: str) -> Callable[[Path], list[str]]:
     return setup
 
 
+def suite_file(text: str) -> Callable[[Path], list[str]]:
+    """A `bench reproduce --dry-run` of a suite file holding `text`."""
+    def setup(tmp_path: Path) -> list[str]:
+        (tmp_path / "suite.yaml").write_text(text)
+        return ["reproduce", tmp_path / "suite.yaml", "--profile", "smoke", "--results", tmp_path / RESULTS,
+                "--dry-run"]
+    return setup
+
+
 def empty_weatherbench_root(tmp_path: Path) -> list[str]:
     (tmp_path / "empty").mkdir()
     return dry("--dataset", "weatherbench", "--data-root", str(tmp_path / "empty"))(tmp_path)
@@ -270,6 +279,15 @@ CATALOGUE = [
          r"Unknown metric\(s\) foo; choose from mse, mae, rmse", "bench table"),
     Case("unknown --compare", table("--compare", "ours"), 2,
          r"--compare 'ours': only 'paper' is known\. Pass --compare paper", "bench table"),
+    Case("--precision-drift without runs at two precisions", table("--precision-drift"), 2,
+         r"No model in <tmp>/results/ has runs of one setting in 32-true and in another precision\. Run the same "
+         r"sweep twice, the second time with --set train\.precision=bf16-mixed", "bench table"),
+    Case("suite file that is not YAML", suite_file("name: mine\nmodels: [a, b\n  c: ]\n"), 2,
+         r"The suite <tmp>/suite\.yaml is not valid YAML \(expected ',' or '\]', but got ':' at line 3, column 4\)\. "
+         r"Fix the file, or pass a shipped suite: diffuma-paper", "bench reproduce"),
+    Case("suite without a profile's datasets", suite_file("name: mine\nmodels: [simvp]\nprofiles:\n  smoke: {}\n"), 2,
+         r"The suite <tmp>/suite\.yaml is not a valid suite file \(missing key 'datasets'\); see "
+         r"benchmark/suites/diffuma-paper\.yaml for the layout", "bench reproduce"),
     Case("missing plugin file", lambda tmp_path: ["--plugin", tmp_path / "missing_file.py", "models"], 2,
          r"The plugin file <tmp>/missing_file\.py does not exist\. --plugin takes a \.py file or an importable module",
          "bench --plugin"),
