@@ -380,39 +380,19 @@ def _precision_drift_tables(frame: Any, results: Path, metrics: list[str], space
 
 
 def _drift_rich_table(drift: Any, title: str) -> RichTable:
-    """The drift table for a terminal (80 columns): means, the difference, its ratio to the pooled spread,
-    Welch's p, the verdict; each side's standard deviation and the spread are in the files."""
-    import pandas as pd
-
-    from benchmark.precision_drift import SHORT_NAMES
+    """`precision_drift.compact(drift)` as a rich table; a NO (beyond the seed spread) in bold red."""
+    from benchmark.precision_drift import compact
     from benchmark.tables import usual_seeds
 
-    r = drift.rows
-    several_datasets = r.index.get_level_values("dataset").nunique() > 1
-    several_precisions = r.index.get_level_values("precision").nunique() > 1
-    other = "other" if several_precisions else SHORT_NAMES.get(r.index[0][2], r.index[0][2])
-
-    def n_note(n: int, usual: int) -> str:
-        return "" if n == usual else f" (n={n})"
-
-    usual = usual_seeds(r[["ref_n", "n"]])
-    cells: dict[str, list[str]] = {"model": [], "fp32": [], other: [], "diff": [], "Δ/spread": [], "p": [],
-                                   "within": []}
-    for (dataset, model, precision), row in r.iterrows():
-        label = f"{dataset}: {model}" if several_datasets else model
-        cells["model"].append(f"{label} ({SHORT_NAMES.get(precision, precision)})" if several_precisions else label)
-        cells["fp32"].append(f"{row.ref_mean:.5f}{n_note(row.ref_n, usual)}")
-        cells[other].append(f"{row['mean']:.5f}{n_note(row.n, usual)}")
-        cells["diff"].append(f"{row.relative:+.1%}")
-        cells["Δ/spread"].append("" if row.ratio != row.ratio else f"{row.ratio:+.2f}")
-        cells["p"].append("" if row.p != row.p else f"{row.p:.2f}")
-        cells["within"].append("n/a" if pd.isna(row.within) else "yes" if row.within else "[bold red]NO[/]")
+    text = compact(drift)
+    usual = usual_seeds(drift.rows[["ref_n", "n"]])
     rich_table = RichTable(title=f"{title}, {usual} seed{'s' if usual > 1 else ''} each")
-    for header, column in cells.items():
-        _whole_column(rich_table, header, column, justify="left" if header == "model" else "right",
-                      style="cyan" if header == "model" else None)
-    for row_cells in zip(*cells.values(), strict=True):
-        rich_table.add_row(*row_cells)
+    _whole_column(rich_table, "model", list(text.index), justify="left", style="cyan")
+    for header in text.columns:
+        _whole_column(rich_table, header, text[header], justify="right")
+    for label, row in text.iterrows():
+        cells = [*row.iloc[:-1], "[bold red]NO[/]" if row["within"] == "NO" else row["within"]]
+        rich_table.add_row(label, *cells)
     return rich_table
 
 

@@ -51,14 +51,26 @@ class DriftTable:
         return self.rows.empty
 
     @property
-    def datasets(self) -> list[str]:
-        """The datasets of the rows, in order."""
-        return list(dict.fromkeys(self.rows.index.get_level_values("dataset")))
+    def other_name(self) -> str:
+        """The compared precision's short name (bf16) when there is one, else "other"."""
+        precisions = self.rows.index.get_level_values("precision").unique()
+        return SHORT_NAMES.get(precisions[0], precisions[0]) if len(precisions) == 1 else "other"
+
+    @property
+    def row_labels(self) -> list[str]:
+        """A short name per row: the model, with its dataset when there are several, and the precision
+        when there are several."""
+        index = self.rows.index
+        several_datasets = index.get_level_values("dataset").nunique() > 1
+        several_precisions = index.get_level_values("precision").nunique() > 1
+        return [(f"{dataset}: " if several_datasets else "") + model
+                + (f" ({SHORT_NAMES.get(precision, precision)})" if several_precisions else "")
+                for dataset, model, precision in index]
 
     @property
     def drifting(self) -> pd.DataFrame:
         """The rows whose difference exceeds the seed spread."""
-        return self.rows[(~self.rows["within"]).fillna(False)]
+        return _beyond_spread(self.rows)
 
     @property
     def undecided(self) -> pd.DataFrame:
@@ -74,7 +86,7 @@ class DriftTable:
         parts = []
         for precision, group in self.rows.groupby(level="precision", sort=False):
             name = SHORT_NAMES.get(precision, precision)
-            drifting = group[(~group["within"]).fillna(False)]
+            drifting = _beyond_spread(group)
             undecided = group[group["within"].isna()]
             if drifting.empty and undecided.empty:
                 parts.append(f"{name} moved every model's test {label} by no more than the seed-to-seed spread "
@@ -165,19 +177,49 @@ def formatted(drift: DriftTable) -> pd.DataFrame:
         return f"{mean:.5f} ± {std:.5f} ({n})" if not np.isnan(std) else f"{mean:.5f} ({n})"
 
     r = drift.rows
-    precisions = r.index.get_level_values("precision").unique()
-    other = SHORT_NAMES.get(precisions[0], precisions[0]) if len(precisions) == 1 else "other"
-    within = r["within"].map(lambda w: "n/a" if pd.isna(w) else "yes" if w else "NO")
-    text = pd.DataFrame({
+    return pd.DataFrame({
         "fp32": [side(*v) for v in zip(r["ref_mean"], r["ref_std"], r["ref_n"], strict=True)],
-        other: [side(*v) for v in zip(r["mean"], r["std"], r["n"], strict=True)],
+        drift.other_name: [side(*v) for v in zip(r["mean"], r["std"], r["n"], strict=True)],
         "difference": [f"{d:+.5f} ({rel:+.1%})" for d, rel in zip(r["difference"], r["relative"], strict=True)],
-        "spread": r["spread"].map(lambda s: "" if np.isnan(s) else f"{s:.5f}"),
-        "difference / spread": r["ratio"].map(lambda x: "" if np.isnan(x) else f"{x:+.2f}"),
-        "p (Welch)": r["p"].map(lambda x: "" if np.isnan(x) else f"{x:.2f}"),
-        "within": within,
+        "spread": r["spread"].map(lambda s: _number(s, ".5f")),
+        "difference / spread": r["ratio"].map(lambda x: _number(x, "+.2f")),
+        "p (Welch)": r["p"].map(lambda x: _number(x, ".2f")),
+        "within": _within_text(r["within"]),
     }, index=r.index)
-    return text
+
+
+def compact(drift: DriftTable) -> pd.DataFrame:
+    """The table for an 80-column terminal, rows named by `row_labels`: the means (with (n=k) where a side
+    has other than the usual seed count), the relative difference, its ratio to the spread, Welch's p and
+    the verdict; the standard deviations and the spread are in the files."""
+    r = drift.rows
+    usual = tables.usual_seeds(r[["ref_n", "n"]])
+
+    def mean(value: float, n: int) -> str:
+        return f"{value:.5f}" + ("" if n == usual else f" (n={n})")
+
+    return pd.DataFrame({
+        "fp32": [mean(*v) for v in zip(r["ref_mean"], r["ref_n"], strict=True)],
+        drift.other_name: [mean(*v) for v in zip(r["mean"], r["n"], strict=True)],
+        "diff": r["relative"].map(lambda x: _number(x, "+.1%")).to_list(),
+        "Δ/spread": r["ratio"].map(lambda x: _number(x, "+.2f")).to_list(),
+        "p": r["p"].map(lambda x: _number(x, ".2f")).to_list(),
+        "within": _within_text(r["within"]).to_list(),
+    }, index=drift.row_labels)
+
+
+def _beyond_spread(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows judged outside the seed spread (not the undecided ones)."""
+    return rows[(~rows["within"]).fillna(False)]
+
+
+def _number(value: float, spec: str) -> str:
+    """`value` formatted by `spec`, or empty where it is NaN."""
+    return "" if np.isnan(value) else format(value, spec)
+
+
+def _within_text(within: pd.Series) -> pd.Series:
+    return within.map(lambda w: "n/a" if pd.isna(w) else "yes" if w else "NO")
 
 
 def render(drift: DriftTable, out_dir: Path, formats: tuple[str, ...] = tables.FORMATS) -> list[Path]:

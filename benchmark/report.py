@@ -227,10 +227,7 @@ def precision_drift_blocks(frame: pd.DataFrame, profile: str) -> list[Block]:
     if drift.empty:
         return []
     text = precision_drift.formatted(drift)
-    several = len(set(drift.rows.index.get_level_values("precision"))) > 1
-    text.index = [(f"{dataset}: " if len(drift.datasets) > 1 else "") + model
-                  + (f" ({precision_drift.SHORT_NAMES.get(p, p)})" if several else "")
-                  for dataset, model, p in text.index]
+    text.index = drift.row_labels
     return [Heading(3, "Training precision", slug(f"{profile} precision drift")), TableBlock(text, drift.caption)]
 
 
