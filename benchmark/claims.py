@@ -10,9 +10,11 @@ the most recent configuration per (model, dataset[, t_out]) and the mean over it
 A printed figure "holds" when the recomputed value is within one unit of its last printed digit
 (39% within 1 point, 0.988 within 0.001). "Significantly" is never tested from the paper's tables
 (they give one number per cell: no seeds, no spread). For our runs it is the paired test of
-`benchmark.tables.significance_marks` (per-sample errors of the same test samples, bootstrap), on the
-table the claim is about (main, epoch sweep, length sweep): a cell counts when DIFFUMA is significantly
-better than every one of the paper's baselines there, Holm-adjusted over those baselines.
+`benchmark.tables.significance_marks` (per-window errors of the same test windows; a test that
+respects their autocorrelation and the seeds' variance, `benchmark.significance`), on the table the
+claim is about (main, epoch sweep, length sweep): a cell counts when DIFFUMA is significantly better
+than every one of the paper's baselines there, the p-values adjusted over the table's whole family
+(the same adjusted p-values as the table's marks).
 
 `claims_table(frame, significance=...)` is the table (`COLUMNS`); `render_claims` writes it as csv /
 markdown / LaTeX.
@@ -216,21 +218,22 @@ def significant_cells(marks: pd.DataFrame, metrics: tuple[str, ...], alpha: floa
     """Cells of a `significance_marks` frame where DIFFUMA is significantly better than EVERY one of
     `baselines` (default: the paper's six) there: (cells tested, descriptions of the cells where it is not).
 
-    A cell is (dataset[, t_out | epoch], metric). The p-values of those baselines in a cell (the frame's
-    raw paired-bootstrap `p`) are Holm-adjusted over them alone (the tables adjust over all the models
-    they hold). A cell misses a baseline's test when that baseline has no runs there.
+    A cell is (dataset[, t_out | epoch], metric). A baseline counts as beaten where DIFFUMA's mean is better
+    and the test's p-value, adjusted over the whole table's family (`p_adj`: every baseline x every cell x
+    metric, as the table's marks), is at most `alpha`. A cell misses a baseline's test when that baseline
+    has no runs there.
     """
-    from benchmark.significance import holm
+    from benchmark.significance import p_phrase
 
     rows = marks[marks["baseline"].isin(baselines) & marks["metric"].isin(metrics)]
     keys = ["dataset", *[a for a in ("t_out", "epoch") if a in rows.columns], "metric"]
     cells, missed = 0, []
     for key, group in rows.groupby(keys, sort=False):
         cells += 1
-        adjusted = holm(group["p"].to_numpy())
         better = group["mean_diff"] < 0 if LOWER_IS_BETTER[key[-1]] else group["mean_diff"] > 0
-        failing = [f"{b} ({'worse' if not up else 'n.s.'}, p={p:.2g})"
-                   for b, up, p in zip(group["baseline"], better, adjusted, strict=True) if not (up and p <= alpha)]
+        failing = [f"{b} ({'worse' if not up else 'n.s.'}, {p_phrase(p, floor)})"
+                   for b, up, p, floor in zip(group["baseline"], better, group["p_adj"], group["p_floor"].fillna(0.0),
+                                              strict=True) if not (up and p <= alpha)]
         absent = sorted(baselines - set(group["baseline"]))
         if failing or absent:
             where = " ".join(str(k) for k in key[:-1])
@@ -246,8 +249,12 @@ def _significance_text(marks: pd.DataFrame | None, metrics: tuple[str, ...], wha
     cells, missed = significant_cells(marks, metrics, baselines=baselines)
     if not cells:
         return NOT_TESTED, "not tested"
+    from benchmark.significance import ADJUSTMENT_NAMES, TEST_NAMES
+
+    method, adjustment = marks["method"].iloc[0], marks["adjustment"].iloc[0]
     text = (f"significantly better than all {len(baselines)} baselines in {cells - len(missed)}/{cells} "
-            f"{what} cells (paired bootstrap, Holm, alpha {SIGNIFICANCE_ALPHA})")
+            f"{what} cells ({TEST_NAMES.get(method, method)}, {ADJUSTMENT_NAMES.get(adjustment, adjustment)} "
+            f"over the table's {len(marks)} tests, alpha {SIGNIFICANCE_ALPHA})")
     if missed:
         shown = "; ".join(missed[:3]) + (f"; and {len(missed) - 3} more cells" if len(missed) > 3 else "")
         text += f"; not in {shown}"

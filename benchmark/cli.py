@@ -15,7 +15,7 @@ import typer
 from rich.table import Table as RichTable
 from typer.core import TyperGroup
 
-from benchmark.cli_common import console, error_console, friendly_errors
+from benchmark.cli_common import check_test, console, error_console, friendly_errors
 from benchmark.cli_data import data_app
 from benchmark.errors import BenchError
 
@@ -295,8 +295,15 @@ def table(
     data_root: Path | None = typer.Option(None, "--data-root", help="With --datasets: override data.root."),
     significance: bool = typer.Option(False, "--significance",
                                       help="Mark the table's cells where DIFFUMA is significantly better (▲) "
-                                           "or worse (▼) than that model: paired tests on the same test samples, "
-                                           "Holm over the baselines; the numbers go to significance*.csv."),
+                                           "or worse (▼) than that model, and bold a best mean only where it "
+                                           "beats the runner-up: paired tests on the same test windows (--test), "
+                                           "the table's tests adjusted as one family (--adjust); the numbers go "
+                                           "to significance*.csv."),
+    test: str = typer.Option("hac-ewc", "--test",
+                             help="With --significance: hac-ewc (default; autocorrelation-robust t-test), "
+                                  "stationary-bootstrap or dm-hg (Diebold-Mariano)."),
+    adjust: str = typer.Option("holm", "--adjust", help="With --significance: holm (family-wise error) or bh "
+                                                        "(Benjamini-Hochberg false discovery rate)."),
     compare: str | None = typer.Option(None, "--compare",
                                        help="'paper': ours beside the paper's Table 2 (main), 3-4 (--epoch-sweep) "
                                             "or 5 (--length-sweep), with relative differences and Kendall's tau."),
@@ -346,8 +353,10 @@ def table(
         what = "--eval-at scores (run with --eval-at 1,5,10)" if epoch_sweep else "matching runs"
         raise BenchError(f"No {what} in {results}/ for this table.")
     if significance:
+        check_test(test, adjust)
         with console.status("paired tests of DIFFUMA against each baseline ..."):
-            built, marks = tables.mark_significance(built, frame, results, metrics=wanted, profile=profile)
+            built, marks = tables.mark_significance(built, frame, results, metrics=wanted, profile=profile,
+                                                    method=test, adjustment=adjust)
         if marks.empty:
             raise BenchError(f"No DIFFUMA and baseline runs with per-sample errors and a seed in common in {results}/ "
                              "for this table (only mse, mae and ssim are stored per sample; the epoch sweep needs "
@@ -369,7 +378,8 @@ def _precision_drift_tables(frame: Any, results: Path, metrics: list[str], space
     from benchmark.tables import METRIC_LABELS
 
     for metric in metrics:
-        drift = precision_drift.precision_drift(frame, metric=metric, space=space, profile=profile)
+        drift = precision_drift.precision_drift(frame, metric=metric, space=space, profile=profile,
+                                                results_dir=results)
         if drift.empty:
             raise BenchError(f"No model in {results}/ has runs of one setting in 32-true and in another precision. "
                              "Run the same sweep twice, the second time with --set train.precision=bf16-mixed.")
@@ -380,7 +390,7 @@ def _precision_drift_tables(frame: Any, results: Path, metrics: list[str], space
 
 
 def _drift_rich_table(drift: Any, title: str) -> RichTable:
-    """`precision_drift.compact(drift)` as a rich table; a NO (beyond the seed spread) in bold red."""
+    """`precision_drift.compact(drift)` as a rich table; a NO (not shown equivalent) in bold red."""
     from benchmark.precision_drift import compact
     from benchmark.tables import usual_seeds
 
@@ -391,7 +401,7 @@ def _drift_rich_table(drift: Any, title: str) -> RichTable:
     for header in text.columns:
         _whole_column(rich_table, header, text[header], justify="right")
     for label, row in text.iterrows():
-        cells = [*row.iloc[:-1], "[bold red]NO[/]" if row["within"] == "NO" else row["within"]]
+        cells = [*row.iloc[:-1], "[bold red]NO[/]" if row["equiv."] == "NO" else row["equiv."]]
         rich_table.add_row(label, *cells)
     return rich_table
 
@@ -736,8 +746,10 @@ def claims(
     out: Path = typer.Option(Path("tables"), "--out", help="Folder claims.{csv,md,tex} are written to."),
     format_: TableFormat = typer.Option(TableFormat.all, "--format", "-f", help="Output format."),
     significance: bool = typer.Option(True, "--significance/--no-significance",
-                                      help="Test the 'significantly' claims on the runs' per-sample errors "
-                                           "(paired bootstrap; seconds to a minute)."),
+                                      help="Test the 'significantly' claims on the runs' per-window errors "
+                                           "(the tables' paired test, --test; seconds)."),
+    test: str = typer.Option("hac-ewc", "--test", help="hac-ewc (default), stationary-bootstrap or dm-hg."),
+    adjust: str = typer.Option("holm", "--adjust", help="holm (default) or bh, over each table's tests."),
 ) -> None:
     """Each quantitative claim of the paper, recomputed from its own tables and from our runs."""
     from benchmark.claims import FORMATS, claims_table, render_claims
@@ -747,8 +759,9 @@ def claims(
     frame = records_to_frame(load_records(results) if results.is_dir() else [])
     tests = {}
     if significance and not frame.empty:
+        check_test(test, adjust)
         with console.status("paired tests of DIFFUMA against each baseline ..."):
-            tests = significance_by_axis(frame, results)
+            tests = significance_by_axis(frame, results, method=test, adjustment=adjust)
     built = claims_table(frame, significance=tests)
     _print_claims(built)
     for path in render_claims(built, out, FORMATS if format_ is TableFormat.all else (format_.value,)):

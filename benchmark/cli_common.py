@@ -49,6 +49,17 @@ def require_run_records(results: Path, what: str) -> None:
         raise BenchError(f"No run records in {results}/: it holds no run record (*/{RECORD_NAME}). {first}; {what}.")
 
 
+def check_test(test: str, adjust: str) -> None:
+    """A `BenchError` naming the choices when --test or --adjust is not one of them."""
+    from benchmark.significance import ADJUSTMENTS, TESTS
+
+    if test not in TESTS:
+        raise BenchError(f"--test {test!r} is not a significance test here: choose one of {', '.join(TESTS)}.")
+    if adjust not in ADJUSTMENTS:
+        raise BenchError(f"--adjust {adjust!r} is not an adjustment here: choose holm (family-wise error) or bh "
+                         "(Benjamini-Hochberg).")
+
+
 def friendly_errors(command: F) -> F:
     """Print a `BenchError` as one red paragraph (no traceback) and exit with status 2; print
     `BenchWarning`s as yellow paragraphs."""

@@ -33,6 +33,7 @@ from scipy import stats
 
 from benchmark.atomic import write_text_atomic
 from benchmark.paper.numbers import DEFAULT_SWEEP_DATASET, PAPER_DATASETS, PAPER_SPACE, load_paper_numbers
+from benchmark.significance import p_phrase
 from benchmark.tables import FORMATS, Table, _column_label, _latex_escape
 
 STAND_INS = {"synthetic-weather": "weatherbench", "synthetic-chdl": "chdl"}  # generated data -> the paper's
@@ -60,7 +61,7 @@ class Comparison:
 
     name: str  # e.g. "main_vs_paper"
     cells: pd.DataFrame  # dataset, paper_dataset, key, metric, model, ours, ours_n, paper, rel_diff
-    tau: pd.DataFrame  # dataset, paper_dataset, key, metric, tau, models
+    tau: pd.DataFrame  # dataset, paper_dataset, key, metric, tau, tau_p, models
     caption: str
     key_column: str | None  # "epoch" / "t_out" for the sweeps, None for the main table
     column_prefix: str = ""
@@ -101,13 +102,16 @@ def _rel_diff(ours: float, paper: float) -> float:
     return (ours - paper) / paper if pd.notna(ours) and pd.notna(paper) and paper != 0 else np.nan
 
 
-def kendall_tau(ours: pd.Series, paper: pd.Series) -> tuple[float, int]:
-    """Kendall's tau-b between two value series (indexed by model) over the models both have; (tau, count)."""
+def kendall_tau(ours: pd.Series, paper: pd.Series) -> tuple[float, float, int]:
+    """Kendall's tau-b between two value series (indexed by model) over the models both have; (tau, p, count).
+
+    p: two-sided, of the null that the two rankings are unrelated (`scipy.stats.kendalltau`: exact for
+    small samples without ties, else the normal approximation); NaN under two models."""
     both = pd.concat([ours.rename("ours"), paper.rename("paper")], axis=1).dropna()
     if len(both) < 2:
-        return np.nan, len(both)
-    tau = stats.kendalltau(both["ours"], both["paper"]).statistic
-    return float(tau), len(both)
+        return np.nan, np.nan, len(both)
+    result = stats.kendalltau(both["ours"], both["paper"])
+    return float(result.statistic), float(result.pvalue), len(both)
 
 
 def compare_with_paper(table: Table, space: str = "normalized", sweep_dataset: str = DEFAULT_SWEEP_DATASET
@@ -143,10 +147,10 @@ def compare_with_paper(table: Table, space: str = "normalized", sweep_dataset: s
     taus = []
     for (dataset, paper_dataset, key, metric), group in cells.groupby(
             ["dataset", "paper_dataset", "key", "metric"], sort=False, dropna=False):
-        tau, count = kendall_tau(group.set_index("model")["ours"], group.set_index("model")["paper"])
+        tau, p, count = kendall_tau(group.set_index("model")["ours"], group.set_index("model")["paper"])
         taus.append({"dataset": dataset, "paper_dataset": paper_dataset, "key": key, "metric": metric, "tau": tau,
-                     "models": count})
-    tau_frame = pd.DataFrame(taus, columns=["dataset", "paper_dataset", "key", "metric", "tau", "models"])
+                     "tau_p": p, "models": count})
+    tau_frame = pd.DataFrame(taus, columns=["dataset", "paper_dataset", "key", "metric", "tau", "tau_p", "models"])
     return Comparison(f"{table.name}_vs_paper", cells, tau_frame, _caption(table.name, cells, space, sweep_dataset),
                       key_column, table.column_prefix)
 
@@ -168,7 +172,8 @@ def _caption(name: str, cells: pd.DataFrame, space: str, sweep_dataset: str) -> 
     if name != "main":
         parts.append(f"The paper does not state the dataset of {tables}; assumed {sweep_dataset}.")
     parts.append(f"{TAU_ROW}: agreement of the paper's and our rankings of the models over the models both have "
-                 "(Kendall tau-b; 1 same order, -1 reversed), per column. The paper's datasets, epochs and "
+                 "(Kendall tau-b; 1 same order, -1 reversed; p: two-sided exact test of unrelated rankings: with seven "
+                 "models |tau| must reach about 0.7 for p < 0.05), per column. The paper's datasets, epochs and "
                  f"lengths without runs of ours are left out; {MISSING}: no number on that side.")
     return " ".join(parts)
 
@@ -189,8 +194,8 @@ def formatted(comparison: Comparison) -> pd.DataFrame:
     cells = comparison.cells.copy()
     cells["text"] = [_cell(row) for _, row in cells.iterrows()]
     tau = comparison.tau.copy()
-    tau["text"] = [MISSING if pd.isna(t) else f"{t:+.2f} (n={n})" for t, n in zip(tau["tau"], tau["models"],
-                                                                                  strict=True)]
+    tau["text"] = [MISSING if pd.isna(t) else f"{t:+.2f} (n={n}, {p_phrase(p)})"
+                   for t, p, n in zip(tau["tau"], tau["tau_p"], tau["models"], strict=True)]
     tau["model"] = TAU_ROW
     both = pd.concat([cells[["dataset", "key", "metric", "model", "text"]],
                       tau[["dataset", "key", "metric", "model", "text"]]], ignore_index=True)
@@ -239,12 +244,12 @@ def to_latex(comparison: Comparison) -> str:
 def to_csv_frame(comparison: Comparison) -> pd.DataFrame:
     """Long: one row per (dataset, key, metric, model) cell, then one `Kendall's τ` row per column."""
     key = comparison.key_column or "key"
-    cells = comparison.cells.assign(row="cell", tau=np.nan, tau_models=pd.NA)
+    cells = comparison.cells.assign(row="cell", tau=np.nan, tau_p=np.nan, tau_models=pd.NA)
     tau = comparison.tau.rename(columns={"models": "tau_models"}).assign(row="kendall_tau", model="")
     frame = pd.concat([cells, tau], ignore_index=True)
     frame["tau_models"] = frame["tau_models"].astype("Int64")
     columns = ["row", "dataset", "paper_dataset", "key", "metric", "model", "ours", "ours_n", "paper", "rel_diff",
-               "tau", "tau_models"]
+               "tau", "tau_p", "tau_models"]
     frame = frame[columns].rename(columns={"key": key})
     return frame.drop(columns="key") if comparison.key_column is None else frame
 

@@ -201,17 +201,18 @@ def results_blocks(frame: pd.DataFrame, results_dir: Path, profile: str) -> tupl
     """One profile's tables (with significance marks), their comparisons with the paper, the tests and the
     claims; and the reasons of the tables that could not be built."""
     significance = tables.significance_by_axis(frame, results_dir, profile=profile, model=MODEL)
+    best = {axis: tables.best_vs_runner_up(frame, results_dir, profile=profile, axis=axis) for axis in significance}
     blocks: list[Block] = [Heading(2, f"Results: {profile} profile", slug(f"results {profile}"))]
     shown, missing = profile_tables(frame, profile)
     for entry in shown:
-        section, reason = table_section(entry, significance, profile)
+        section, reason = table_section(entry, significance, profile, best)
         blocks += section
         missing += [reason] if reason else []
     blocks += significance_blocks(significance, profile, {entry.name for entry in shown})
     if tables.TABLE_AXES["main"] not in significance:
         missing.append(f"Significance tests: no {MODEL} run and baseline run with per-sample errors of a seed in "
                        "common, so no table has ▲ / ▼ marks.")
-    blocks += precision_drift_blocks(frame, profile)
+    blocks += precision_drift_blocks(frame, profile, results_dir)
     claim_rows = claims.claims_table(frame, significance=significance).rename(columns=CLAIM_LABELS)
     blocks += [Heading(3, "The paper's claims", slug(f"{profile} claims")),
                TableBlock(claim_rows, "Each quantitative claim of the paper, recomputed from its own tables and "
@@ -220,10 +221,10 @@ def results_blocks(frame: pd.DataFrame, results_dir: Path, profile: str) -> tupl
     return blocks, missing
 
 
-def precision_drift_blocks(frame: pd.DataFrame, profile: str) -> list[Block]:
+def precision_drift_blocks(frame: pd.DataFrame, profile: str, results_dir: Path | None = None) -> list[Block]:
     """Where the profile's runs of one setting were trained in fp32 and in another precision: how far the
-    precision moved each model's test MSE, against the seed spread (`benchmark.precision_drift`)."""
-    drift = precision_drift.precision_drift(frame, metric="mse", profile=profile)
+    precision moved each model's test MSE, and whether it is equivalent to fp32 (`benchmark.precision_drift`)."""
+    drift = precision_drift.precision_drift(frame, metric="mse", profile=profile, results_dir=results_dir)
     if drift.empty:
         return []
     text = precision_drift.formatted(drift)
@@ -266,16 +267,17 @@ def profile_tables(frame: pd.DataFrame, profile: str) -> tuple[list[ShownTable],
     return shown, missing
 
 
-def table_section(entry: ShownTable, significance: dict[str | None, pd.DataFrame], profile: str
-                  ) -> tuple[list[Block], str | None]:
-    """One table with its significance marks, and beside the paper where they share cells; the reason
-    when either is missing."""
+def table_section(entry: ShownTable, significance: dict[str | None, pd.DataFrame], profile: str,
+                  best: dict[str | None, pd.DataFrame] | None = None) -> tuple[list[Block], str | None]:
+    """One table with its significance marks (and, with `best`, bold only for a best mean that beats the
+    runner-up), and beside the paper where they share cells; the reason when either is missing."""
     if entry.table.empty:
         return [], f"{entry.title}: no run has these scores."
     displayed = entry.displayed
     marks = significance.get(tables.TABLE_AXES[entry.name])
     if marks is not None:
-        displayed = tables.with_significance(displayed, marks, MODEL)
+        axis = tables.TABLE_AXES[entry.name]
+        displayed = tables.with_significance(displayed, marks, MODEL, (best or {}).get(axis))
     anchor = slug(f"{profile} {entry.name} {entry.space}")
     blocks: list[Block] = [Heading(3, entry.title, anchor), _table_block(displayed)]
     comparison = compare.compare_with_paper(entry.table, space=entry.space)
@@ -310,10 +312,12 @@ def significance_blocks(significance: dict[str | None, pd.DataFrame], profile: s
         blocks += [Heading(3, f"Significance tests: {tables.SIGNIFICANCE_AXES[axis]}",
                            slug(f"{profile} significance {name}")),
                    TableBlock(tables.significance_table(significance[axis]),
-                              f"Paired tests of {MODEL} against each baseline on the same test samples (normalized "
-                              "errors, averaged over lead times, seeds pooled): Holm-adjusted paired-bootstrap p "
-                              f"over the baselines and the mean difference Δ = {MODEL} - baseline. ▲ {MODEL} "
-                              f"significantly better, ▼ significantly worse (alpha {tables.SIGNIFICANCE_ALPHA}).")]
+                              f"Paired tests of {MODEL} against each baseline on the same test windows (normalized "
+                              f"errors, averaged over lead times). Cells: the relative difference 1 - {MODEL} / "
+                              "baseline (for an error, the share by which it lowers the baseline's; for SSIM, "
+                              "negative is better) with its 95% confidence interval, and the adjusted p-value. "
+                              + tables.significance_caption(significance[axis], MODEL,
+                                                            tables.primary_endpoint(significance[axis])))]
     return blocks
 
 

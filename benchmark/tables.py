@@ -69,6 +69,8 @@ class Table:
     column_prefix: str = ""  # how the non-metric column level reads: "" (datasets), "epoch ", "T_out="
     improving: set[str] = field(default_factory=set)  # marked ‡: best validation epoch = last epoch
     marks: pd.DataFrame | None = None  # like `mean`: "▲" / "▼" / "" after a baseline's cell (`with_significance`)
+    bold: pd.DataFrame | None = None  # like `mean`: True where bold (tested best); None: the best mean is bold
+    ties: pd.DataFrame | None = None  # like `mean`: True where the best and the runner-up tie (TIE_MARK)
 
     @property
     def empty(self) -> bool:
@@ -283,7 +285,7 @@ def _best_per_column(mean: pd.DataFrame) -> pd.DataFrame:
 def formatted(table: Table, bold: tuple[str, str] = ("", "")) -> pd.DataFrame:
     """Cells as text: `mean ± CI half-width` (several seeds; one seed: the mean alone), best mean per column
     wrapped in `bold`; `(n=k)` after a cell whose seed count k is not the table's usual one (the caption's)."""
-    best = _best_per_column(table.mean)
+    best = table.bold if table.bold is not None else _best_per_column(table.mean)
     half_width = table.half_width
     usual = table.usual_seeds
 
@@ -303,6 +305,8 @@ def formatted(table: Table, bold: tuple[str, str] = ("", "")) -> pd.DataFrame:
         if seeds != usual:
             text = f"{text} (n={seeds})"
         mark = table.marks.at[row, column] if table.marks is not None else ""
+        if table.ties is not None and table.ties.at[row, column]:
+            mark = f"{TIE_MARK}{mark}"
         return f"{text} {mark}" if mark else text
 
     text = pd.DataFrame({c: [cell(r, c) for r in table.mean.index] for c in table.mean.columns},
@@ -339,7 +343,8 @@ def to_markdown(table: Table) -> str:
 def _latex_escape(text: str) -> str:
     """Make a cell, label or caption LaTeX-safe: underscores, ±, and the † / ‡ marks."""
     for plain, latex in (("_", "\\_"), ("%", "\\%"), ("±", "$\\pm$"), ("†", "$^\\dagger$"), ("‡", "$^\\ddagger$"),
-                         ("▲", "$\\triangle$"), ("▼", "$\\nabla$"), ("Δ", "$\\Delta$")):
+                         ("▲", "$\\triangle$"), ("▼", "$\\nabla$"), ("Δ", "$\\Delta$"),
+                         ("≈", "$\\approx$")):
         text = text.replace(plain, latex)
     return text
 
@@ -398,15 +403,19 @@ def render(table: Table, out_dir: Path, formats: tuple[str, ...] = FORMATS, suff
 
 SIGNIFICANCE_ALPHA = 0.05
 SIGNIFICANCE_MARKS = {"better": "▲", "worse": "▼", "none": ""}
+TIE_MARK = "≈"  # the best mean of a column is not significantly better than the runner-up's
 
 
 SIGNIFICANCE_AXES = {None: "main table", "t_out": "prediction length", "epoch": "--eval-at epoch"}
+MARK_COLUMNS = ("seeds", "n_windows", "model_mean", "baseline_mean", "mean_diff", "ci_low", "ci_high", "relative",
+                "relative_low", "relative_high", "df", "p", "p_adj", "method", "adjustment", "mark")
 
 
 def _significance_runs(frame: pd.DataFrame, axis: str | None, metrics: list[str], profile: str | None
                        ) -> pd.DataFrame:
-    """The runs of the table `axis` names (columns run_id, model, dataset, cell): the main table's (cell
-    None), the length sweep's (cell = t_out) or the epoch sweep's (one row per run and --eval-at epoch)."""
+    """The runs of the table `axis` names (columns run_id, model, dataset, cell, value per metric): the main
+    table's (cell None), the length sweep's (cell = t_out) or the epoch sweep's (one row per run and
+    --eval-at epoch)."""
     if axis not in SIGNIFICANCE_AXES:
         raise ValueError(f"axis must be one of {list(SIGNIFICANCE_AXES)}, got {axis!r}")
     best = frame["epoch"] == "best"
@@ -416,92 +425,199 @@ def _significance_runs(frame: pd.DataFrame, axis: str | None, metrics: list[str]
     else:
         rows = _latest_configuration(main_length(rows), ["model", "dataset"])
     rows = rows.assign(cell=rows[axis].astype(int) if axis else None)
-    return rows.drop_duplicates(["run_id", "cell"])[["run_id", "model", "dataset", "cell"]]
+    return rows[["run_id", "model", "dataset", "cell", "metric", "value"]]
+
+
+class _PairedRuns:
+    """Loads run records once and runs the paired test of two models' runs in one cell."""
+
+    def __init__(self, results_dir: Path, axis: str | None, method: str, alpha: float, n_boot: int):
+        self.results_dir, self.axis, self.method, self.alpha, self.n_boot = results_dir, axis, method, alpha, n_boot
+        self.records: dict[str, object] = {}
+
+    def loaded(self, run_ids: object) -> list:
+        from benchmark.records import read_record, record_path
+
+        for run_id in run_ids:
+            if run_id not in self.records:
+                self.records[run_id] = read_record(record_path(self.results_dir, run_id))
+        return [self.records[r] for r in run_ids]
+
+    def test(self, ours: object, theirs: object, metric: str, cell: object) -> dict | None:
+        """The test's numbers as a row (None where a side stored no per-sample errors or no seed is shared)."""
+        from benchmark.errors import BenchError
+        from benchmark.significance import compare_runs
+
+        epoch = int(cell) if self.axis == "epoch" else None
+        try:
+            seeds, result = compare_runs(self.loaded(ours), self.loaded(theirs), metric, results_dir=self.results_dir,
+                                         method=self.method, alpha=self.alpha, n_boot=self.n_boot, epoch=epoch)
+        except BenchError:
+            return None
+        better = result.mean_diff < 0 if LOWER_IS_BETTER.get(metric, True) else result.mean_diff > 0
+        return {"seeds": ",".join(map(str, seeds)), "n_windows": result.n_windows, "model_mean": result.model_mean,
+                "baseline_mean": result.baseline_mean, "mean_diff": result.mean_diff, "ci_low": result.ci_low,
+                "ci_high": result.ci_high, "relative": result.relative, "relative_low": result.relative_low,
+                "relative_high": result.relative_high, "df": result.df, "p": result.p_value,
+                "p_floor": result.p_floor, "method": self.method, "better": better}
+
+
+def _adjusted(found: list[dict], adjustment: str, alpha: float) -> list[dict]:
+    """`found` with `p_adj` (the whole list one family) and its mark."""
+    from benchmark.significance import adjust
+
+    for entry, p_adj in zip(found, adjust([e["p"] for e in found], adjustment), strict=True):
+        better = entry.pop("better")
+        kind = "none" if p_adj > alpha else "better" if better else "worse"
+        entry.update(p_adj=float(p_adj), adjustment=adjustment, mark=SIGNIFICANCE_MARKS[kind])
+    return found
 
 
 def significance_marks(frame: pd.DataFrame, results_dir: Path, model: str = "diffuma",
                        metrics: list[str] | None = None, profile: str | None = None,
-                       alpha: float = SIGNIFICANCE_ALPHA, n_boot: int = 10000, axis: str | None = None
-                       ) -> pd.DataFrame:
+                       alpha: float = SIGNIFICANCE_ALPHA, axis: str | None = None, method: str | None = None,
+                       adjustment: str | None = None, n_boot: int | None = None) -> pd.DataFrame:
     """Paired tests of `model` against every other model of a table, per cell (dataset, metric[, axis]).
 
     `axis` picks the table: None the main table (per (model, dataset) the latest configuration, best
     checkpoint), "t_out" the length sweep (one run per prediction length), "epoch" the epoch sweep (the
     errors each run stored after its --eval-at epochs). Runs are paired by seed on their stored
-    per-sample normalized errors (`benchmark.significance.compare_runs`). The p-values (paired bootstrap)
-    are Holm-adjusted over the baselines of each cell. One row per (baseline, dataset[, axis], metric):
-    mean_diff (model - baseline), ci_low, ci_high, p, p_wilcoxon, p_holm, relative, n_samples, seeds, and
-    mark: "▲" the model is significantly better, "▼" significantly worse, "" not significant at `alpha`.
+    per-window normalized errors and tested by `method` (`benchmark.significance`: windows'
+    autocorrelation and the seeds' variance respected). All the tests of the table -- every baseline x
+    every cell x the metrics shown -- are ONE family: their p-values are adjusted together (`adjustment`:
+    Holm or Benjamini-Hochberg). One row per (baseline, dataset[, axis], metric): `MARK_COLUMNS`, the
+    mean difference (model - baseline) with its CI, `relative` = 1 - model / baseline with its CI, the
+    raw and adjusted p, and `mark`: "▲" the model is significantly better, "▼" worse, "" not significant.
     Baselines whose runs stored no per-sample errors there, or share no seed with the model, are left out.
     """
-    from benchmark.errors import BenchError
-    from benchmark.records import read_record, record_path
-    from benchmark.significance import PER_SAMPLE_METRICS, compare_runs, holm
+    from benchmark.significance import DEFAULT_ADJUSTMENT, DEFAULT_TEST, N_BOOT, PER_SAMPLE_METRICS
+
+    metrics = [m for m in (metrics or ["mse", "mae", "ssim"]) if m in PER_SAMPLE_METRICS]
+    runs = _significance_runs(frame, axis, metrics, profile).drop_duplicates(["run_id", "cell"])
+    columns = ["baseline", "dataset", *([axis] if axis else []), "metric", *MARK_COLUMNS, "p_floor"]
+    pairs = _PairedRuns(results_dir, axis, method or DEFAULT_TEST, alpha, n_boot or N_BOOT)
+    found: list[dict] = []
+    for (dataset, cell), group in runs.groupby(["dataset", "cell"], sort=True, dropna=False):
+        ours = group.loc[group["model"] == model, "run_id"]
+        if ours.empty:
+            continue
+        where = {"dataset": dataset, **({axis: int(cell)} if axis else {})}
+        for metric in metrics:
+            for baseline, runs_b in group[group["model"] != model].groupby("model", sort=False):
+                row = pairs.test(ours, runs_b["run_id"], metric, cell)
+                if row is not None:
+                    found.append({"baseline": baseline, **where, "metric": metric, **row})
+    return pd.DataFrame(_adjusted(found, adjustment or DEFAULT_ADJUSTMENT, alpha), columns=columns)
+
+
+def best_vs_runner_up(frame: pd.DataFrame, results_dir: Path, metrics: list[str] | None = None,
+                      profile: str | None = None, alpha: float = SIGNIFICANCE_ALPHA, axis: str | None = None,
+                      method: str | None = None, adjustment: str | None = None, n_boot: int | None = None
+                      ) -> pd.DataFrame:
+    """Per column of a table (dataset, metric[, axis]): is the best mean significantly better than the
+    runner-up's? The same paired test as `significance_marks`, the columns of the table one family.
+    Columns best, runner_up, plus `MARK_COLUMNS` (model = best, baseline = runner-up); `mark` "▲" where
+    the best is significantly better (bold in the table), "" where not (a tie: `TIE_MARK`)."""
+    from benchmark.significance import DEFAULT_ADJUSTMENT, DEFAULT_TEST, N_BOOT, PER_SAMPLE_METRICS
 
     metrics = [m for m in (metrics or ["mse", "mae", "ssim"]) if m in PER_SAMPLE_METRICS]
     runs = _significance_runs(frame, axis, metrics, profile)
-    columns = ["baseline", "dataset", *([axis] if axis else []), "metric", "mean_diff", "ci_low", "ci_high", "p",
-               "p_wilcoxon", "p_holm", "relative", "n_samples", "seeds", "mark"]
-    records: dict[str, object] = {}
-
-    def loaded(run_ids: pd.Series) -> list:
-        for run_id in run_ids:
-            if run_id not in records:
-                records[run_id] = read_record(record_path(results_dir, run_id))
-        return [records[r] for r in run_ids]
-
+    columns = ["dataset", *([axis] if axis else []), "metric", "best", "runner_up", *MARK_COLUMNS, "p_floor"]
+    pairs = _PairedRuns(results_dir, axis, method or DEFAULT_TEST, alpha, n_boot or N_BOOT)
     found: list[dict] = []
-    for (dataset, cell), group in runs.groupby(["dataset", "cell"], sort=True, dropna=False):
-        ours = loaded(group.loc[group["model"] == model, "run_id"])
-        if not ours:
+    for (dataset, cell, metric), group in runs.groupby(["dataset", "cell", "metric"], sort=True, dropna=False):
+        means = group.groupby("model")["value"].mean().sort_values(ascending=LOWER_IS_BETTER.get(metric, True))
+        if len(means) < 2:
             continue
-        epoch = int(cell) if axis == "epoch" else None
-        where = {"dataset": dataset, **({axis: int(cell)} if axis else {})}
-        for metric in metrics:
-            family = []
-            for baseline, runs_b in group[group["model"] != model].groupby("model", sort=False):
-                try:
-                    result = compare_runs(ours, loaded(runs_b["run_id"]), metric, results_dir=results_dir,
-                                          n_boot=n_boot, epoch=epoch)
-                except BenchError:
-                    continue  # no per-sample errors stored, or no seed in common
-                family.append({"baseline": baseline, **where, "metric": metric,
-                               "mean_diff": result.mean_diff, "ci_low": result.ci_low, "ci_high": result.ci_high,
-                               "p": result.p_bootstrap, "p_wilcoxon": result.p_wilcoxon,
-                               "relative": result.relative, "n_samples": result.n_samples,
-                               "seeds": ",".join(map(str, result.seeds)), "better": result.model_better})
-            for entry, adjusted in zip(family, holm([e["p"] for e in family]), strict=True):
-                better = entry.pop("better")
-                kind = "none" if adjusted > alpha else "better" if better else "worse"
-                found.append({**entry, "p_holm": float(adjusted), "mark": SIGNIFICANCE_MARKS[kind]})
-    return pd.DataFrame(found, columns=columns)
+        best, runner_up = means.index[0], means.index[1]
+        row = pairs.test(group.loc[group["model"] == best, "run_id"].unique(),
+                         group.loc[group["model"] == runner_up, "run_id"].unique(), metric, cell)
+        if row is not None:
+            found.append({"dataset": dataset, **({axis: int(cell)} if axis else {}), "metric": metric,
+                          "best": best, "runner_up": runner_up, **row})
+    return pd.DataFrame(_adjusted(found, adjustment or DEFAULT_ADJUSTMENT, alpha), columns=columns)
 
 
-def with_significance(table: Table, marks: pd.DataFrame, model: str = "diffuma") -> Table:
-    """`table` with the marks of `significance_marks` after its baselines' cells, and a caption saying so.
+def significance_caption(marks: pd.DataFrame, model: str = "diffuma", primary: str | None = None) -> str:
+    """The sentence a table's caption gets about its marks: the test, the family, the adjustment, alpha."""
+    from benchmark.significance import ADJUSTMENT_NAMES, TEST_NAMES
+
+    method = marks["method"].iloc[0]
+    adjustment = marks["adjustment"].iloc[0]
+    seeds = sorted({len(s.split(",")) for s in marks["seeds"]})
+    seed_text = (f"over {seeds[0]} seeds (between-seed variance included)" if seeds == [1] or len(seeds) == 1
+                 and seeds[0] > 1 else "over the seeds both models have (between-seed variance included)")
+    if seeds == [1]:
+        seed_text = "one seed (covers new test windows, not new seeds)"
+    text = (f"▲ / ▼ after a cell: {model} is significantly better / worse than that model there: "
+            f"{TEST_NAMES.get(method, method)} of the per-window normalized errors averaged over the lead "
+            f"times, {seed_text}; all {len(marks)} tests of this table ({model} vs every baseline x every "
+            f"cell x the metrics shown) form one family, {ADJUSTMENT_NAMES.get(adjustment, adjustment)}-"
+            f"adjusted, alpha {SIGNIFICANCE_ALPHA}; no mark: not significant or not tested.")
+    if primary:
+        text += f" Primary endpoint: {primary}."
+    return text
+
+
+def primary_endpoint(marks: pd.DataFrame) -> str | None:
+    """The primary endpoint of a table's tests: MSE (at the main prediction length), if it was tested."""
+    if marks.empty or "mse" not in set(marks["metric"]):
+        return None
+    return "MSE at the main prediction length" if "t_out" not in marks.columns else "MSE at each length"
+
+
+def with_significance(table: Table, marks: pd.DataFrame, model: str = "diffuma",
+                      best: pd.DataFrame | None = None) -> Table:
+    """`table` with the marks of `significance_marks` after its baselines' cells, the best-vs-runner-up
+    tests (`best_vs_runner_up`) deciding bold and ties, and a caption saying so.
 
     The main table takes the marks of `axis=None` (cells (dataset, metric)); the length and epoch
     sweeps those of `axis="t_out"` / `"epoch"` (cells (dataset, model) x (t_out | epoch, metric)).
     A baseline cell's ▲ reads "`model` is significantly better than this baseline here", ▼ "worse";
-    no mark: not significant, or not tested (no per-sample errors, no seed in common).
+    no mark: not significant, or not tested (no per-sample errors, no seed in common). With `best`,
+    a column's best mean is bold only where it is significantly better than the runner-up; where
+    not, both carry `TIE_MARK` and nothing is bold.
     """
     aligned = pd.DataFrame("", index=table.mean.index, columns=table.mean.columns, dtype=object)
     axis = next((a for a in ("t_out", "epoch") if a in marks.columns), None)
+
+    def position(dataset: str, model_name: str, metric: str, cell: object) -> tuple[object, object]:
+        row = model_name if table.mean.index.nlevels == 1 else (dataset, model_name)
+        column = (dataset, metric) if axis is None else (cell, metric)
+        return row, column
+
     tested = 0
     for entry in marks.itertuples(index=False):
-        row = entry.baseline if table.mean.index.nlevels == 1 else (entry.dataset, entry.baseline)
-        column = (entry.dataset, entry.metric) if axis is None else (getattr(entry, axis), entry.metric)
+        row, column = position(entry.dataset, entry.baseline, entry.metric, getattr(entry, axis) if axis else None)
         if row in aligned.index and column in aligned.columns:
             aligned.at[row, column] = entry.mark
             tested += 1
     if not tested:
         return table
-    caption = _sentences(table.caption, f"▲ / ▼ after a cell: {model} is significantly better / worse than "
-                         "that model there (paired bootstrap of the normalized errors on the same test samples, "
-                         f"seeds pooled, Holm over the baselines, alpha {SIGNIFICANCE_ALPHA}; numbers in the "
-                         "significance tables); no mark: not "
-                         "significant or not tested.")
-    return replace(table, marks=aligned, caption=caption)
+    caption = _sentences(table.caption, significance_caption(marks, model, primary_endpoint(marks)))
+    bold = ties = None
+    if best is not None and not best.empty:
+        bold = _best_per_column(table.mean)
+        ties = pd.DataFrame(False, index=table.mean.index, columns=table.mean.columns)
+        for entry in best.itertuples(index=False):
+            cell = getattr(entry, axis) if axis else None
+            row, column = position(entry.dataset, entry.best, entry.metric, cell)
+            second, _ = position(entry.dataset, entry.runner_up, entry.metric, cell)
+            if column not in bold.columns or row not in bold.index:
+                continue
+            if entry.mark != SIGNIFICANCE_MARKS["better"]:
+                bold.at[row, column] = False
+                ties.at[row, column] = True
+                if second in ties.index:
+                    ties.at[second, column] = True
+        from benchmark.significance import ADJUSTMENT_NAMES
+
+        caption = _sentences(caption, f"Bold: the best mean of a column, significantly better than the runner-up's "
+                             f"(same test; the {len(best)} columns one family, "
+                             f"{ADJUSTMENT_NAMES.get(best['adjustment'].iloc[0], '')}-adjusted); {TIE_MARK}: the "
+                             "best and the runner-up are not significantly different (a tie: neither is bold); a "
+                             "column without per-window errors (detail ratio) bolds its best mean, untested.")
+    return replace(table, marks=aligned, caption=caption, bold=bold, ties=ties)
 
 
 TABLE_AXES = {"main": None, "length_sweep": "t_out", "epoch_sweep": "epoch"}  # table name -> significance axis
@@ -513,34 +629,48 @@ def significance_stem(table: Table) -> str:
 
 
 def mark_significance(table: Table, frame: pd.DataFrame, results_dir: Path, metrics: list[str] | None = None,
-                      profile: str | None = None, model: str = "diffuma") -> tuple[Table, pd.DataFrame]:
-    """`table` with its significance marks (`with_significance`) and the tests behind them
-    (`significance_marks` on the axis of the table: main, length sweep or epoch sweep)."""
+                      profile: str | None = None, model: str = "diffuma", method: str | None = None,
+                      adjustment: str | None = None) -> tuple[Table, pd.DataFrame]:
+    """`table` with its significance marks and tested bold (`with_significance`) and the tests behind the
+    marks (`significance_marks` on the axis of the table: main, length sweep or epoch sweep)."""
     if table.name not in TABLE_AXES:
         raise ValueError(f"no significance test is defined for the table {table.name!r}")
+    axis = TABLE_AXES[table.name]
     marks = significance_marks(frame, results_dir, model=model, metrics=metrics, profile=profile,
-                               axis=TABLE_AXES[table.name])
-    return (with_significance(table, marks, model) if not marks.empty else table), marks
+                               axis=axis, method=method, adjustment=adjustment)
+    best = best_vs_runner_up(frame, results_dir, metrics=metrics, profile=profile, axis=axis, method=method,
+                             adjustment=adjustment)
+    return (with_significance(table, marks, model, best) if not marks.empty else table), marks
 
 
 def significance_by_axis(frame: pd.DataFrame, results_dir: Path, profile: str | None = None,
-                         model: str = "diffuma") -> dict[str | None, pd.DataFrame]:
+                         model: str = "diffuma", method: str | None = None, adjustment: str | None = None
+                         ) -> dict[str | None, pd.DataFrame]:
     """The paired tests of all three tables (`significance_marks` per axis: None main, "t_out",
     "epoch"), the axes without any test left out; what `benchmark.claims.claims_table` reads."""
-    found = {axis: significance_marks(frame, results_dir, model=model, profile=profile, axis=axis)
+    found = {axis: significance_marks(frame, results_dir, model=model, profile=profile, axis=axis, method=method,
+                                      adjustment=adjustment)
              for axis in TABLE_AXES.values()}
     return {axis: marks for axis, marks in found.items() if not marks.empty}
 
 
+def significance_cell(mark: str, relative: float, low: float, high: float, p_adj: float, floor: float = 0.0) -> str:
+    """One test as a cell: the mark, the relative difference 1 - model / baseline with its CI, adjusted p."""
+    from benchmark.significance import p_phrase
+
+    return f"{mark} {relative:+.1%} [{low:+.1%}, {high:+.1%}] {p_phrase(p_adj, floor)}".strip()
+
+
 def significance_table(marks: pd.DataFrame) -> pd.DataFrame:
     """`significance_marks` as a wide table: rows baselines, columns (dataset[, t_out | epoch], metric),
-    cells `<mark> p=<p_holm> (Δ <mean_diff>)`."""
+    cells `significance_cell`: mark, relative difference [CI], adjusted p."""
     if marks.empty:
         return pd.DataFrame()
     axis = [a for a in ("t_out", "epoch") if a in marks.columns]
     prefix = {"t_out": "T_out=", "epoch": "epoch "}
-    cells = marks.assign(cell=[f"{m} p={p:.3g} (Δ {d:+.3g})".strip()
-                               for m, p, d in zip(marks["mark"], marks["p_holm"], marks["mean_diff"], strict=True)])
+    cells = marks.assign(cell=[significance_cell(*values) for values in zip(
+        marks["mark"], marks["relative"], marks["relative_low"], marks["relative_high"], marks["p_adj"],
+        marks["p_floor"].fillna(0.0), strict=True)])
     keys = ["dataset", *axis, "metric"]
     wide = cells.set_index(["baseline", *keys])["cell"].unstack(keys).fillna("")
     wide.columns = [" ".join([str(c[0]), *(f"{prefix[a]}{v}" for a, v in zip(axis, c[1:-1], strict=True)),
@@ -556,10 +686,11 @@ def render_significance(marks: pd.DataFrame, out_dir: Path, formats: tuple[str, 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     wide = significance_table(marks)
-    caption = (f"Paired tests of {model} against each baseline on the same test samples (normalized units, "
-               f"per-sample errors averaged over lead times, seeds pooled). Cells: Holm-adjusted paired-bootstrap "
-               f"p over the baselines, and the mean difference Δ = {model} - baseline. ▲ {model} significantly "
-               f"better, ▼ significantly worse (alpha {SIGNIFICANCE_ALPHA}).")
+    caption = (f"Paired tests of {model} against each baseline on the same test windows (normalized units). "
+               f"Cells: the relative difference 1 - {model} / baseline (for an error: the share by which {model} "
+               "lowers the baseline's; for SSIM negative is better) with its 95% confidence interval, and the "
+               "adjusted p-value. " + (significance_caption(marks, model, primary_endpoint(marks))
+                                       if not marks.empty else ""))
     written = []
     if "csv" in formats:
         path = out_dir / f"{stem}.csv"

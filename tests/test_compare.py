@@ -45,8 +45,11 @@ def test_kendall_tau_is_one_in_the_papers_order_and_minus_one_reversed(reverse, 
     ranked = list(paper.index[::-1] if reverse else paper.index)
     tau = comparison_for({model: 0.1 * (i + 1) for i, model in enumerate(ranked)}).tau.set_index("metric")
     assert tau.at["mse", "tau"] == pytest.approx(expected) and tau.at["mse", "models"] == 3
-    tau, count = compare.kendall_tau(pd.Series([1.0, 2.0]), pd.Series([3.0, float("nan")]))
-    assert pd.isna(tau) and count == 1  # under two models in common: no tau
+    tau, p, count = compare.kendall_tau(pd.Series([1.0, 2.0]), pd.Series([3.0, float("nan")]))
+    assert pd.isna(tau) and pd.isna(p) and count == 1  # under two models in common: no tau
+    # seven models in the same order: tau 1, exact two-sided p = 2 / 7!
+    tau, p, count = compare.kendall_tau(pd.Series(range(7), dtype=float), pd.Series(range(7), dtype=float))
+    assert tau == 1.0 and p == pytest.approx(2 / 5040) and count == 7
 
 
 def test_caption_names_both_spaces_and_the_generated_data():
@@ -81,7 +84,7 @@ def test_renders_escaped_latex_and_markdown(tmp_path):
     latex = (tmp_path / "main_vs_paper_normalized.tex").read_text()
     assert "\\toprule" in latex and "\\textbar{}" in latex and "\\%" in latex and "$\\tau$" in latex
     markdown = (tmp_path / "main_vs_paper_normalized.md").read_text()
-    assert "| Kendall's τ" in markdown and "+1.00 (n=3)" in markdown and "\\|" in markdown
+    assert "| Kendall's τ" in markdown and "+1.00 (n=3, p=0.33)" in markdown and "\\|" in markdown
     csv = pd.read_csv(tmp_path / "main_vs_paper_normalized.csv")
     assert set(csv["row"]) == {"cell", "kendall_tau"} and {"ours", "paper", "rel_diff", "tau"} <= set(csv.columns)
 

@@ -43,8 +43,8 @@ def test_eval_at_epochs_store_per_sample_errors(swept):
 
 def test_compare_runs_at_an_epoch(swept):
     results, runs = swept
-    at_one = compare_runs([runs["diffuma"]], [runs["simvp"]], "mse", results_dir=results, n_boot=500, epoch=1)
-    at_best = compare_runs([runs["diffuma"]], [runs["simvp"]], "mse", results_dir=results, n_boot=500)
+    _, at_one = compare_runs([runs["diffuma"]], [runs["simvp"]], "mse", results_dir=results, epoch=1)
+    _, at_best = compare_runs([runs["diffuma"]], [runs["simvp"]], "mse", results_dir=results)
     diffuma_one = runs["diffuma"].eval_at["1"].normalized.mse
     assert at_one.model_mean == pytest.approx(diffuma_one, rel=1e-5)
     assert at_best.model_mean == pytest.approx(runs["diffuma"].test.normalized.mse, rel=1e-5)
@@ -55,12 +55,15 @@ def test_compare_runs_at_an_epoch(swept):
 def test_marks_per_axis(swept):
     results, runs = swept
     frame = records_to_frame(load_records(results))
-    by_epoch = tables.significance_marks(frame, results, n_boot=500, axis="epoch")
+    by_epoch = tables.significance_marks(frame, results, axis="epoch")
     # persistence has no --eval-at errors: only simvp is tested, at both epochs and all three metrics
     assert set(by_epoch["baseline"]) == {"simvp"}
     assert sorted(set(zip(by_epoch["epoch"], by_epoch["metric"], strict=True))) == [
         (e, m) for e in (1, 2) for m in ("mae", "mse", "ssim")]
-    by_length = tables.significance_marks(frame, results, n_boot=500, axis="t_out")
+    # the whole table is one family: all six tests adjusted together
+    from benchmark.significance import adjust
+    np.testing.assert_allclose(by_epoch["p_adj"], adjust(by_epoch["p"].to_numpy()))
+    by_length = tables.significance_marks(frame, results, axis="t_out")
     assert set(by_length["baseline"]) == {"simvp", "persistence"}
     assert set(by_length["t_out"]) == {runs["simvp"].config.t_out}
     with pytest.raises(ValueError, match="axis"):
@@ -77,7 +80,7 @@ def test_marks_land_in_the_right_cells(swept):
         {"baseline": "persistence", "dataset": DATASET, "metric": "ssim", "mark": "▼"},
         {"baseline": "persistence", "dataset": DATASET, "metric": "mae", "mark": ""},
         {"baseline": "convlstm", "dataset": DATASET, "metric": "mse", "mark": "▲"},  # no such row: ignored
-    ])
+    ]).assign(method="hac-ewc", adjustment="holm", seeds="0")
     marked = tables.with_significance(main, marks)
     text = tables.formatted(marked)
     cells = {(row.split()[0], column[-1].split()[0]): value for row in text.index for column in text.columns
@@ -89,7 +92,8 @@ def test_marks_land_in_the_right_cells(swept):
     # the sweeps' cells are (dataset, model) x (epoch, metric)
     sweep = tables.epoch_sweep_table(frame)
     marked_sweep = tables.with_significance(sweep, pd.DataFrame([
-        {"baseline": "simvp", "dataset": DATASET, "epoch": 2, "metric": "mae", "mark": "▼"}]))
+        {"baseline": "simvp", "dataset": DATASET, "epoch": 2, "metric": "mae", "mark": "▼", "method": "hac-ewc",
+         "adjustment": "holm", "seeds": "0"}]))
     assert marked_sweep.marks.at[(DATASET, "simvp"), (2, "mae")] == "▼"
     assert (marked_sweep.marks != "").to_numpy().sum() == 1
     # nothing matched: the table is returned as it was
@@ -117,18 +121,21 @@ def test_cli_marks_the_epoch_sweep_and_claims_test_it(swept, tmp_path):
 
 
 def _family(cell: dict, p_values: dict[str, float], worse: tuple[str, ...] = ()) -> list[dict]:
-    return [{**cell, "baseline": b, "p": p, "mean_diff": 0.1 if b in worse else -0.1} for b, p in p_values.items()]
+    """Rows of a `significance_marks` frame whose p-values are already adjusted over the table (`p_adj`)."""
+    return [{**cell, "baseline": b, "p_adj": p, "p_floor": 0.0, "mean_diff": 0.1 if b in worse else -0.1}
+            for b, p in p_values.items()]
 
 
 def test_significant_cells_known_answers():
     baselines = sorted(claims.PAPER_BASELINES)
     assert len(baselines) == 6
     strong = _family({"dataset": "d", "metric": "mse"}, dict.fromkeys(baselines, 0.001))
-    # six p = 0.01: Holm over six makes the smallest 0.06 > 0.05, so NOT significant anywhere
-    marginal = _family({"dataset": "d", "metric": "mae"}, dict.fromkeys(baselines, 0.01))
+    # adjusted p = 0.06 (> 0.05) for every baseline: NOT significant
+    marginal = _family({"dataset": "d", "metric": "mae"}, dict.fromkeys(baselines, 0.06))
     # a loss: SSIM is higher-is-better, a negative difference is worse even at p = 0.001
     lost = _family({"dataset": "d", "metric": "ssim"}, dict.fromkeys(baselines, 0.001))
-    extra = [{"dataset": "d", "metric": "mse", "baseline": "persistence", "p": 0.9, "mean_diff": 0.5}]
+    extra = [{"dataset": "d", "metric": "mse", "baseline": "persistence", "p_adj": 0.9, "p_floor": 0.0,
+              "mean_diff": 0.5}]
     marks = pd.DataFrame(strong + marginal + lost + extra)
     cells, missed = claims.significant_cells(marks, ("mse", "mae", "ssim"))
     assert cells == 3 and len(missed) == 2  # persistence is not one of the paper's baselines
