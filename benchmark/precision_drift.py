@@ -205,7 +205,7 @@ def _equivalence(other_runs: pd.Series, reference_runs: pd.Series, metric: str, 
         p, low, high = tost(a, b, absolute, method=method, h=h)
     except ValueError:
         return untested
-    scale = abs(ref_mean)
+    scale = abs(float(b.mean()))  # the same windows' fp32 mean (the record's, to float32 rounding)
     return {"ci_low": low / scale, "ci_high": high / scale, "margin": absolute / scale, "p": p,
             "equivalent": bool(p < EQUIVALENCE_ALPHA)}
 
