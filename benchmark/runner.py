@@ -33,6 +33,7 @@ from benchmark.data.registry import load_dataset, resolve_dataset_names
 from benchmark.errors import BenchError, ConfigError, DataError, UnknownNameError
 from benchmark.hardware import cpu_bf16_native
 from benchmark.model_api import count_parameters
+from benchmark.outcomes import FitOutcome
 from benchmark.records import (
     EnvironmentInfo,
     ModelInfo,
@@ -215,7 +216,7 @@ def _execute(config: RunConfig, results_dir: Path, run_dir: Path, started: str, 
     import lightning as L
 
     from benchmark.evaluation import write_per_sample, write_predictions
-    from benchmark.training import FitOutcome, fit, test
+    from benchmark.training import fit, test
 
     data = _load_checked(config, data_cache)
     L.seed_everything(config.seed, workers=True, verbose=False)
