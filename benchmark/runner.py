@@ -44,7 +44,13 @@ from benchmark.records import (
     write_json_atomic,
     write_record,
 )
-from benchmark.registry import ModelSpec, create_model, get_model_spec, resolve_model_names
+from benchmark.registry import (
+    ModelSpec,
+    check_model_overrides,
+    create_model,
+    get_model_spec,
+    resolve_model_names,
+)
 from benchmark.shapes import DataShape
 from benchmark.status import first_process, heartbeat
 
@@ -62,9 +68,11 @@ def plan_runs(
     `pred_lens` (`bench run --pred-lens`): one run per prediction length, each with `data.t_out` set
     at command-line precedence, so its run id is that of the same run with `--set data.t_out=L`.
     None: no such axis (t_out as the profile and `overrides` give it). Every run is resolved (and its
-    data settings checked, e.g. a length a CHDL sequence cannot hold) before any run starts.
+    data settings checked, e.g. a length a CHDL sequence cannot hold; its model keys against the model's
+    config) before any run starts.
     """
     model_names = resolve_model_names(models)
+    check_model_overrides((overrides or {}).get("model") or {}, model_names)
     dataset_names = resolve_dataset_names(datasets)
     if not dataset_names:
         raise BenchError("No dataset given. Pass --dataset NAME[:task]; `bench datasets` lists them.")
