@@ -20,6 +20,11 @@ shared by all datasets (the profile's top-level `data:` and a `models: <model>:`
 so `coarsen: 4` there reaches WeatherBench and stays out of CHDL's configuration and run id.
 `data` then holds exactly the declared keys that were given (defaults are the loader's), and the
 values of `data` and `train` are checked before any run starts.
+
+Model keys: a model takes exactly the keys its builder declares (the fields of its config dataclass,
+`ModelSpec.hyperparameter_defaults`). A key it does not take is refused wherever it is given, before any
+run starts; a command-line `--set model.KEY` goes to every model of a sweep, so it must be a key of all of
+them (`benchmark.registry.check_model_overrides`).
 """
 
 from __future__ import annotations
@@ -310,7 +315,7 @@ def resolve_run(
 ) -> RunConfig:
     """Resolve the configuration of one run by the precedence in this module's docstring."""
     from benchmark.data.registry import get_dataset_spec
-    from benchmark.registry import get_model_spec
+    from benchmark.registry import get_model_spec, unknown_model_keys_message
 
     profile = load_profile(profile_name) if profile is None else profile
     spec = get_model_spec(model)
@@ -324,6 +329,13 @@ def resolve_run(
                 f"Profile {profile_name!r} has unknown section(s) {', '.join(sorted(unknown))} for "
                 f"{model} on {dataset}; allowed: {', '.join(SECTIONS)}."
             )
+        model_keys = layer.get("model") or {}
+        if not isinstance(model_keys, dict):
+            raise ConfigError(f"The `model` section of {where} must be a mapping of keys to values, not "
+                              f"{model_keys!r}.")
+        if set(model_keys) - set(spec.hyperparameter_defaults()):
+            raise ConfigError(unknown_model_keys_message(set(model_keys) - set(spec.hyperparameter_defaults()),
+                                                         spec, where))
         resolved = deep_merge(resolved, _declared_data(layer, declared, dataset, where, shared))
     unknown_train = set(resolved["train"]) - set(TRAIN_DEFAULTS)
     if unknown_train:

@@ -33,13 +33,9 @@ from typing import Any
 
 from benchmark.config import AUTO_PRECISION, RunConfig, load_profile
 from benchmark.errors import BenchError, ConfigError
+from benchmark.jobs import ACTIVE_STATES, JOB_FILE, JobInfo, job_states, read_job
 
-JOB_FILE = "slurm/job.json"
 EXECUTORS = ("slurm", "local")
-# SLURM job states in which a job may still run (UNKNOWN: neither sacct nor squeue answered; a job is not
-# submitted twice on a guess)
-ACTIVE_STATES = frozenset({"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED",
-                           "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "READY", "UNKNOWN"})
 LOCAL_TIMEOUT_MIN = 24 * 60  # the local executor kills a job after its timeout; it has no --time default of its own
 # #SBATCH keys that have options of their own, or that submitit sets
 _OWN_KEYS = {"partition": "--partition", "time": "--time", "nodes": "--nodes", "gpus_per_node": "--gpus-per-node",
@@ -201,24 +197,6 @@ def job_parameters(options: SlurmOptions, config: RunConfig) -> dict[str, Any]:
     return {key: value for key, value in parameters.items() if value is not None}
 
 
-@dataclass(frozen=True)
-class JobInfo:
-    """What `slurm/job.json` keeps about a submitted job."""
-
-    job_id: str
-    executor: str  # "slurm" or "local"
-    host: str  # where it was submitted from
-    submitted_at: str
-    folder: str  # submitit's folder, with %j for the job id
-    stdout: str
-    stderr: str
-    result: str  # submitit's result pickle (written when the job's function returns or raises)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return dict(vars(self))
-
-
 @dataclass
 class SubmittedRun:
     """One run of `submit_runs`: submitted now, already queued or running (not again), or finished."""
@@ -365,64 +343,6 @@ def _link_logs(run_dir: Path, info: JobInfo) -> None:
         with contextlib.suppress(OSError):  # a file system without links: job.json still names the logs
             link.unlink(missing_ok=True)
             link.symlink_to(target)
-
-
-def read_job(run_dir: Path) -> JobInfo | None:
-    """The run folder's slurm/job.json, or None when there is none (or it cannot be read)."""
-    try:
-        values = json.loads((Path(run_dir) / JOB_FILE).read_text())
-        return JobInfo(**values)
-    except (OSError, ValueError, TypeError):
-        return None
-
-
-def job_states(infos: list[JobInfo]) -> dict[str, str]:
-    """Each job's state by job id: SLURM's (PENDING, RUNNING, COMPLETED, FAILED, TIMEOUT, ...; from sacct
-    through submitit, else squeue; ENDED when it left the queue, UNKNOWN when neither answers), or for the
-    local executor RUNNING, COMPLETED (its result is stored) or LOST (its process is gone)."""
-    states = {info.job_id: _local_state(info) for info in infos if info.executor == "local"}
-    slurm = [info for info in infos if info.executor != "local"]
-    if slurm:
-        states.update(_slurm_states(slurm))
-    return states
-
-
-def _local_state(info: JobInfo) -> str:
-    from benchmark.status import pid_alive
-
-    if Path(info.result).exists():
-        return "COMPLETED"
-    if info.host != socket.gethostname():
-        return "UNKNOWN"
-    return "RUNNING" if info.job_id.isdigit() and pid_alive(int(info.job_id)) else "LOST"
-
-
-def _slurm_states(infos: list[JobInfo]) -> dict[str, str]:
-    states = {info.job_id: "UNKNOWN" for info in infos}
-    if shutil.which("sacct") is not None:
-        import submitit
-
-        jobs = [submitit.SlurmJob(folder=info.folder, job_id=info.job_id) for info in infos]
-        jobs[0].watcher.update()  # one sacct call for all of them
-        for job in jobs:
-            states[job.job_id] = job.watcher.get_state(job.job_id, mode="cache").split()[0].upper()
-    unknown = [job_id for job_id, state in states.items() if state == "UNKNOWN"]
-    if unknown and shutil.which("squeue") is not None:
-        states.update(_squeue_states(unknown))
-    return states
-
-
-def _squeue_states(job_ids: list[str]) -> dict[str, str]:
-    """States of `job_ids` from squeue (ENDED for those no longer in the queue)."""
-    try:
-        out = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(job_ids)], capture_output=True,
-                             text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    if out.returncode != 0 and "Invalid job id" not in out.stderr:
-        return {}
-    listed = dict(line.split("|", 1) for line in out.stdout.splitlines() if "|" in line)
-    return {job_id: listed.get(job_id, "ENDED").strip().upper() for job_id in job_ids}
 
 
 def submission_lines(submitted: list[SubmittedRun], results_dir: Path) -> list[str]:

@@ -53,7 +53,7 @@ from benchmark.errors import BenchWarning, DataError
 
 if TYPE_CHECKING:
     from benchmark.data.base import ForecastData
-    from benchmark.training import FitOutcome, TestOutcome
+    from benchmark.outcomes import FitOutcome, TestOutcome
 
 SCHEMA_VERSION = 2
 RECORD_NAME = "record.json"

@@ -33,6 +33,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import Sampler
 
+from benchmark.records import now, write_json_atomic
+
 ATTEMPTS_NAME = "attempts.json"
 
 
@@ -95,19 +97,13 @@ class RandomState(Callback):
             restore_random_state(state_dict)
 
 
-def _now() -> str:
-    from benchmark.records import now
-
-    return now()
-
-
 class AttemptLog(Callback):
     """One entry per attempt in `run_dir/attempts.json`, kept current at each checkpoint (module docstring)."""
 
     def __init__(self, run_dir: Path, resumed_from: str | None) -> None:
         self.path = Path(run_dir) / ATTEMPTS_NAME
         self.attempts = read_attempts(self.path)
-        self.current: dict[str, Any] = {"started_at": _now(), "resumed_from": resumed_from,
+        self.current: dict[str, Any] = {"started_at": now(), "resumed_from": resumed_from,
                                         "resumed_at_epoch": None, "checkpoint_at": None,
                                         "train_seconds": 0.0, "ended_at": None}
         self.attempts.append(self.current)
@@ -125,7 +121,7 @@ class AttemptLog(Callback):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
-        self.current["checkpoint_at"] = _now()
+        self.current["checkpoint_at"] = now()
         self.current["train_seconds"] = time.perf_counter() - self._start
         self._write()
 
@@ -135,13 +131,11 @@ class AttemptLog(Callback):
         if self.current["resumed_from"] is not None and self.current["resumed_at_epoch"] is None:
             self.current["resumed_at_epoch"] = int(epochs_done)  # resumed after the last epoch: nothing to train
         self.current["train_seconds"] = float(train_seconds)
-        self.current["ended_at"] = _now()
+        self.current["ended_at"] = now()
         self._write()
         return [dict(a) for a in self.attempts]
 
     def _write(self) -> None:
-        from benchmark.records import write_json_atomic
-
         if self._writes:
             write_json_atomic(self.path, {"attempts": self.attempts})
 

@@ -33,6 +33,7 @@ from benchmark.data.registry import load_dataset, resolve_dataset_names
 from benchmark.errors import BenchError, ConfigError, DataError, UnknownNameError
 from benchmark.hardware import cpu_bf16_native
 from benchmark.model_api import count_parameters
+from benchmark.outcomes import FitOutcome
 from benchmark.records import (
     EnvironmentInfo,
     ModelInfo,
@@ -43,7 +44,13 @@ from benchmark.records import (
     write_json_atomic,
     write_record,
 )
-from benchmark.registry import ModelSpec, create_model, get_model_spec, resolve_model_names
+from benchmark.registry import (
+    ModelSpec,
+    check_model_overrides,
+    create_model,
+    get_model_spec,
+    resolve_model_names,
+)
 from benchmark.shapes import DataShape
 from benchmark.status import first_process, heartbeat
 
@@ -61,9 +68,11 @@ def plan_runs(
     `pred_lens` (`bench run --pred-lens`): one run per prediction length, each with `data.t_out` set
     at command-line precedence, so its run id is that of the same run with `--set data.t_out=L`.
     None: no such axis (t_out as the profile and `overrides` give it). Every run is resolved (and its
-    data settings checked, e.g. a length a CHDL sequence cannot hold) before any run starts.
+    data settings checked, e.g. a length a CHDL sequence cannot hold; its model keys against the model's
+    config) before any run starts.
     """
     model_names = resolve_model_names(models)
+    check_model_overrides((overrides or {}).get("model") or {}, model_names)
     dataset_names = resolve_dataset_names(datasets)
     if not dataset_names:
         raise BenchError("No dataset given. Pass --dataset NAME[:task]; `bench datasets` lists them.")
@@ -215,7 +224,7 @@ def _execute(config: RunConfig, results_dir: Path, run_dir: Path, started: str, 
     import lightning as L
 
     from benchmark.evaluation import write_per_sample, write_predictions
-    from benchmark.training import FitOutcome, fit, test
+    from benchmark.training import fit, test
 
     data = _load_checked(config, data_cache)
     L.seed_everything(config.seed, workers=True, verbose=False)

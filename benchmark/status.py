@@ -33,7 +33,7 @@ from typing import Any
 
 from benchmark.config import RunConfig
 from benchmark.errors import BenchWarning, DataError
-from benchmark.launchers import ACTIVE_STATES, JOB_FILE, JobInfo, job_states, read_job
+from benchmark.jobs import ACTIVE_STATES, JOB_FILE, JobInfo, job_states, pid_alive, read_job
 from benchmark.records import RECORD_NAME, SCHEMA_VERSION, RunRecord, now, read_record, write_json_atomic
 
 RUNNING_NAME = "running.json"
@@ -168,7 +168,7 @@ def folder_state(run_dir: Path, job: JobInfo | None = None, job_state: str | Non
                  clock: float | None = None) -> RunState:
     """The state of the run whose folder is `run_dir` (the order of this module's docstring).
 
-    `job` is its slurm/job.json and `job_state` that job's state (`benchmark.launchers.job_states`).
+    `job` is its slurm/job.json and `job_state` that job's state (`benchmark.jobs.job_states`).
     """
     run_dir = Path(run_dir)
     run_id = run_dir.name
@@ -318,20 +318,6 @@ def _duration(seconds: float) -> str:
     if seconds < 48 * 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} d"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process `pid` exists on this host and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-    return True
 
 
 def _read_json(path: Path) -> Any:

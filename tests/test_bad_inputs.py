@@ -184,6 +184,20 @@ def rerun_finishes(tmp_path: Path, args: list[str], result: Any, monkeypatch: py
     assert (run_dir / "record.json").is_file() and not list(run_dir.glob(".*.tmp"))
 
 
+def real_run(models: str, *args: str) -> Callable[[Path], list[str]]:
+    """A `bench run` (not --dry-run) of `models` on the smoke profile with `args`, into the results folder."""
+    def setup(tmp_path: Path) -> list[str]:
+        return ["run", "--models", models, "--dataset", "synthetic-weather", "--profile", "smoke", *args,
+                "--results", tmp_path / RESULTS]
+    return setup
+
+
+def nothing_written(tmp_path: Path, args: list[str], result: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command stopped before any run: no run folder (no config.json) beside the finished one."""
+    [only] = (tmp_path / RESULTS).iterdir()
+    assert only.name.startswith("persistence-") and (only / "record.json").is_file()
+
+
 def with_truncated_record(tmp_path: Path) -> list[str]:
     [finished] = (tmp_path / RESULTS).iterdir()
     broken = tmp_path / RESULTS / "broken-run"
@@ -227,6 +241,17 @@ CATALOGUE = [
     Case("--set with an unknown data key", dry("--set", "data.t_inn=3"), 2,
          r"Unknown data key t_inn for dataset synthetic-weather:t2m.*Did you mean t_inn -> t_in\?.*Fix the spelling",
          "bench run"),
+    Case("--set with an unknown model key", real_run("simvp", "--set", "model.nosuch=3"), 2,
+         r"Unknown model key nosuch for simvp \(given on the command line\)\. simvp takes only these model keys "
+         r"\(the keyword arguments of its builder build_simvp\): N_S, N_T, groups, hid_S, hid_T, incep_ker, "
+         r"spatio_kernel_dec, spatio_kernel_enc\. Fix the spelling", "bench run", then=nothing_written),
+    Case("--set with a model key only some models take", real_run("simvp,convlstm", "--set", "model.hid_S=8"), 2,
+         r"Model key given on the command line that not every model of this sweep takes: hid_S \(taken by simvp; "
+         r"not by convlstm\)\. A --set model\.KEY goes to every model of the sweep: narrow --models", "bench run",
+         then=nothing_written),
+    Case("profile with an unknown model key", profile_file("models:\n  persistence:\n    model: {window: 3}\n"), 2,
+         r"Unknown model key window for persistence \(in the profile's `models: persistence` entry\)\. persistence "
+         r"takes no model keys at all\. Fix the spelling or remove the key\.$", "bench run"),
     Case("--set train.precision=bf16", dry("--set", "train.precision=bf16"), 2,
          r"train\.precision = 'bf16' .* must be 32-true, bf16-mixed, 16-mixed or auto.*--set train\.precision=VALUE",
          "bench run"),

@@ -196,3 +196,24 @@ def test_a_bad_train_value_is_refused_naming_key_value_and_form(key, value, form
         resolve_run("smoke", "convlstm", "chdl", 0, {"train": {key: value}})
     text = one_paragraph(error)
     assert f"train.{key} = {value!r}" in text and form in text
+
+
+def test_model_keys_are_checked_against_each_model_when_the_sweep_is_planned():
+    from benchmark.registry import create_model
+    from benchmark.runner import plan_runs
+
+    both = plan_runs("simvp,pastnet", "synthetic-weather", "smoke", [0], {"model": {"hid_T": 8}})
+    assert [c.model_args["hid_T"] for c in both] == [8, 8]  # a key every model of the sweep takes goes to all
+    with pytest.raises(ConfigError, match=r"Did you mean hid_s -> hid_S\? simvp takes only these model keys"):
+        plan_runs("simvp", "synthetic-weather", "smoke", [0], {"model": {"hid_s": 8}})
+    with pytest.raises(ConfigError, match=r"none of the 2 models of this sweep \(convlstm, simvp\) takes it\. "
+                                          r"Did you mean num_hiden -> num_hidden\?"):
+        plan_runs("convlstm,simvp", "synthetic-weather", "smoke", [0], {"model": {"num_hiden": [8]}})
+    with pytest.raises(ConfigError, match=r"hid_T \(taken by simvp, pastnet; not by persistence, convlstm"):
+        plan_runs("all", "synthetic-weather", "smoke", [0], {"model": {"hid_T": 8}})
+    profile = {"data": {"t_in": 2, "t_out": 1}, "datasets": {"synthetic-weather": {"model": {"hid_S": 4}}}}
+    with pytest.raises(ConfigError, match=r"Unknown model key hid_S for convlstm \(in the profile's `datasets: "
+                                          r"synthetic-weather` entry\)\..*; a key that only some models take"):
+        resolve_run("custom", "convlstm", "synthetic-weather", 0, profile=profile)
+    with pytest.raises(ConfigError, match=r"Unknown model key nosuch for simvp \(given to its builder\)"):
+        create_model("simvp", (2, 1, 1, 8, 8), nosuch=1)

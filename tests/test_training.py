@@ -199,7 +199,7 @@ def test_planned_steps_match_lightnings_count(tmp_path):
 
 
 def test_still_improving_reads_the_curve():
-    from benchmark.training import still_improving
+    from benchmark.outcomes import still_improving
 
     assert still_improving([{"val_mse": 0.3}, {"val_mse": 0.2}]) is True
     assert still_improving([{"val_mse": 0.2}, {"val_mse": 0.3}]) is False
