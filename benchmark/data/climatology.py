@@ -39,7 +39,7 @@ def _calendar(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Day of year (0..365) and hour of day (float) of datetime64 `times`."""
     index = pd.DatetimeIndex(np.asarray(times, dtype="datetime64[ns]"))
     hours = index.hour + index.minute / 60.0 + index.second / 3600.0
-    return np.asarray(index.dayofyear - 1, dtype=np.int64), np.asarray(hours, dtype=np.float64)
+    return np.asarray(index.day_of_year - 1, dtype=np.int64), np.asarray(hours, dtype=np.float64)
 
 
 def calendar_climatology(frames: np.ndarray, times: np.ndarray, window_days: int = WINDOW_DAYS) -> Climatology:
