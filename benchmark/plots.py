@@ -713,7 +713,7 @@ def plot_acc_by_lead(records: list[RunRecord], results_dir: Path, out_dir: Path,
         scored = {m: rs for m, rs in by_model.items() if all(r.test.normalized.per_lead.get("acc") for r in rs)}
         if not scored:
             continue
-        fig, ax = plt.subplots(figsize=(WIDTH * 0.6, 2.9), layout="constrained")
+        fig, ax = plt.subplots(figsize=(WIDTH, 2.9), layout="constrained")
         for model, model_runs in scored.items():
             mean, std = _mean_std([r.test.normalized.per_lead["acc"] for r in model_runs])
             x, xlabel = _lead_axis(model_runs[0], len(mean))
