@@ -280,8 +280,11 @@ def table(
     format_: TableFormat = typer.Option(TableFormat.all, "--format", "-f", help="Output format."),
     space: Space = typer.Option(Space.normalized, "--space", help="Metrics in normalized or physical units."),
     metrics: str = typer.Option("mse,mae,ssim", "--metrics",
-                                help="Comma-separated: mse,mae,rmse,ssim,psnr,lat_rmse,detail_ratio "
-                                     "(fine-scale power / the truth's; 1 = as sharp)."),
+                                help="Comma-separated: mse,mae,rmse,rmse_wb2,ssim,psnr,lat_rmse,acc,detail_ratio "
+                                     "(rmse_wb2: WeatherBench 2's, root after the mean over samples; lat_rmse: "
+                                     "WeatherBench 1's, root per sample; acc: anomaly correlation against the "
+                                     "training climatology; detail_ratio: fine-scale power / the truth's, 1 = as "
+                                     "sharp)."),
     profile: str | None = typer.Option(None, "--profile",
                                        help="Only runs of this profile (with --datasets: whose data settings; "
                                             "default paper)."),

@@ -8,7 +8,8 @@ registered model (tests/test_model_contract.py, timm's tests/test_models.py patt
 * interface: the builder returns an `nn.Module` with the methods the runner calls
   (`plan_schedule`, `selective_scan_backend`; subclass `ForecastModel` for their defaults) and the
   registered hyper-parameter defaults are plain JSON (profiles and run records hold them);
-* output shape: `forward` maps `(B, T_in, C, H, W)` to finite `(B, T_out, C, H, W)`;
+* output shape: `forward` maps `(B, T_in, C, H, W)` to finite `(B, T_out, C, H, W)` (a model with
+  `uses_climatology` also gets a random climatology of the target frames);
 * gradients: `training_loss` returns a finite scalar and a gradient reaches every trainable
   parameter within a few optimizer steps (not all at the first: a zero-initialised gate, as in
   DiT's adaLN-Zero, opens the layers behind it one step at a time);
@@ -28,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.errors import BenchError
+from benchmark.model_api import forecast
 from benchmark.plugins import describe_error
 from benchmark.registry import create_model, get_model_spec
 from benchmark.shapes import DataShape
@@ -126,7 +128,7 @@ def check_output_shape(name: str, shape: DataShape, model_args: dict[str, Any]) 
     model = _build(name, shape, model_args).eval()
     x, _ = random_batch(shape)
     with torch.no_grad():
-        y_hat = model(x)
+        y_hat = forecast(model, x, random_climatology(shape))
     expected = (BATCH, shape.t_out, shape.channels, shape.height, shape.width)
     if not isinstance(y_hat, torch.Tensor):
         return [f"forward returned a {type(y_hat).__name__}, not a tensor of shape {expected}"]
@@ -193,6 +195,12 @@ def random_batch(shape: DataShape, batch: int = BATCH, seed: int = 0) -> tuple[t
             torch.randn(batch, t_out, c, h, w, generator=generator))
 
 
+def random_climatology(shape: DataShape, batch: int = BATCH) -> torch.Tensor:
+    """A reproducible random stand-in for the target frames' climatology, `(B, T_out, C, H, W)`: what a model
+    with `uses_climatology` is given beside `random_batch`'s input."""
+    return random_batch(shape, batch, seed=1)[1]
+
+
 def training_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[Any, Any]:
     """The loss the trainer optimises: the model's `training_loss`, else the MSE of `forward`."""
     if hasattr(model, "training_loss"):
@@ -211,12 +219,12 @@ def _seeded_run(name: str, shape: DataShape, model_args: dict[str, Any], seed: i
     x, y = random_batch(shape)
     torch.manual_seed(seed)  # again: a forward pass may draw noise (diffusion sampling, random conditions)
     with torch.no_grad():
-        forecast = model(x)
+        prediction = forecast(model, x, random_climatology(shape))
         if not get_model_spec(name).trainable:
-            return forecast, None
+            return prediction, None
         torch.manual_seed(seed)
         loss, _ = training_loss(model.train(), x, y, 0)
-    return forecast, loss.detach()
+    return prediction, loss.detach()
 
 
 def _loss_problems(loss: Any, logs: Any) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from benchmark.atomic import atomic_write
 from benchmark.data.base import Normalizer
 from benchmark.errors import BenchError
 from benchmark.metrics import MetricAccumulator
+from benchmark.model_api import forecast
 
 PER_SAMPLE_NAME = "per_sample.npz"
 PER_SAMPLE_ARRAYS = ("mse", "mae", "ssim", "sample_index")
@@ -36,6 +38,7 @@ def evaluate(
     per_sample_out: dict[str, np.ndarray] | None = None,
     keep: np.ndarray | None = None,
     kept_out: dict[str, np.ndarray] | None = None,
+    climatology: Callable[[np.ndarray], torch.Tensor] | None = None,
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """Metrics of `model` over `loader` (normalized and physical space) and its inference timing.
 
@@ -44,7 +47,9 @@ def evaluate(
     the samples' positions in the loader's order (`MetricAccumulator.per_sample`). With `keep`
     (positions in the loader's order) and `kept_out`, those samples' normalized inputs, truths and
     predictions go into `kept_out` (`inputs`, `truth`, `prediction`, `sample_index`), the spectra of
-    the whole split into `kept_out["spectra"]`.
+    the whole split into `kept_out["spectra"]`. `climatology` (positions in the loader's order ->
+    normalized `(B, T_out, C, H, W)`, e.g. `benchmark.data.climatology.TargetClimatology`) adds ACC and
+    is what a model with `uses_climatology` forecasts from.
     """
     wanted = set() if keep is None else {int(i) for i in keep}
     kept: dict[str, list[np.ndarray]] = {"inputs": [], "truth": [], "prediction": [], "sample_index": []}
@@ -58,10 +63,16 @@ def evaluate(
             if limit_batches is not None and index >= limit_batches:
                 break
             x, y = x.to(device), y.to(device)
+            climate = None if climatology is None else climatology(np.arange(samples, samples + x.shape[0])).to(device)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
-            y_hat = model(x)
+            try:
+                y_hat = forecast(model, x, climate)
+            except ValueError as error:
+                if climatology is not None or not getattr(model, "uses_climatology", False):
+                    raise
+                raise BenchError(f"{model_name} cannot be scored here: {error}.") from None
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             forward_seconds += time.perf_counter() - start
@@ -80,7 +91,7 @@ def evaluate(
                 accumulator = MetricAccumulator(y.shape[1], normalizer, lat=lat,
                                                 keep_samples=per_sample_out is not None)
             try:
-                accumulator.update(y_hat.float(), y.float())
+                accumulator.update(y_hat.float(), y.float(), None if climate is None else climate.float())
             except ValueError as error:
                 raise BenchError(
                     f"Scoring {model_name} failed: {error}. If the predictions are not finite, training "

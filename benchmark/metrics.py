@@ -18,9 +18,24 @@ space obtained with the training split's `Normalizer.denormalize`):
   then over samples (and frames). An exact prediction (MSE = 0) scores `PSNR_CAP_DB` (100 dB).
 - `data_range` for SSIM and PSNR is the training split's per-channel `max - min` in the space
   being scored (physical range, or physical range / std in normalized space).
-- **Latitude-weighted RMSE** (weather): per (sample, frame, channel)
+- **Latitude-weighted RMSE, WeatherBench 1's form** (`lat_rmse`, weather): per (sample, frame, channel)
   `sqrt(mean over lat, lon of w(lat) * error^2)` with `w = cos(lat) / mean(cos(lat))`
-  (WeatherBench 1), averaged over channels, then averaged over samples (and frames).
+  (WeatherBench 1, Rasp et al. 2020, Eq. 1: the square root per forecast, then the mean over
+  forecasts), averaged over channels, then averaged over samples (and frames).
+- **RMSE, WeatherBench 2's form** (`rmse_wb2`): per (lead, channel) the square root *after* averaging
+  the (latitude-weighted on latitude grids, plain on images) squared error over space and over the
+  test samples (Rasp et al. 2024, "WeatherBench 2", Section 4.1, and `weatherbench2.metrics.RMSE`:
+  the time mean is taken before the square root), averaged over channels. Never below `lat_rmse`
+  on the same grid (Jensen). Aggregate: the mean over leads.
+- **ACC** (`acc`, anomaly correlation coefficient): with the anomalies `f' = pred - clim`,
+  `o' = target - clim` against the training split's climatology of each target frame's valid time
+  (`benchmark.data.climatology`), per (sample, frame, channel)
+  `mean(w f' o') / sqrt(mean(w f'^2) mean(w o'^2))` over lat, lon with the latitude weights above
+  (uniform on images), i.e. the uncentred correlation of WeatherBench 2 (Section 4.1,
+  `weatherbench2.metrics.ACC`), averaged over channels, then over samples (and frames). Ours: a
+  forecast (or truth) with no anomaly at all, where the correlation is 0/0, scores 0 (the
+  climatology forecast scores 0, not NaN). Same value in both spaces (standardizing scales each
+  channel's anomalies by one number). Only when the dataset has a climatology.
 - **Detail ratio**: predicted over true power in the upper half of the wavenumbers, from the
   spectra averaged over the test samples (zonal on latitude grids, radial on images;
   `benchmark.spectra`), per channel, then averaged over channels. 1 = as much fine-scale power as
@@ -28,7 +43,7 @@ space obtained with the training split's `Normalizer.denormalize`):
   leads (not the mean of the per-lead ratios). The same value in both spaces.
 
 Aggregates over lead times are the mean of the per-lead values (MSE, MAE, SSIM, PSNR,
-latitude-weighted RMSE; the detail ratio excepted, above); every lead has the same number of
+latitude-weighted RMSE, `rmse_wb2`, ACC; the detail ratio excepted, above); every lead has the same number of
 samples, so this is also the mean over all (sample, frame) pairs.
 """
 
@@ -55,12 +70,14 @@ RangeLike = float | Sequence[float] | np.ndarray | torch.Tensor
 __all__ = [
     "PSNR_CAP_DB",
     "MetricAccumulator",
+    "acc",
     "lat_weighted_rmse",
     "latitude_weights",
     "mae",
     "mse",
     "psnr",
     "ssim",
+    "weighted_mse",
 ]
 
 
@@ -184,6 +201,42 @@ def lat_weighted_rmse(pred: torch.Tensor, target: torch.Tensor, weights: Any) ->
     return err.mean(dim=(-2, -1)).sqrt().mean(dim=-1)
 
 
+def _row_weights(weights: Any, pred: torch.Tensor) -> torch.Tensor:
+    """Per-row weights as a float64 `(H, 1)` tensor on `pred`'s device (all ones for None)."""
+    if weights is None:
+        return torch.ones(pred.shape[-2], 1, dtype=torch.float64, device=pred.device)
+    w = torch.as_tensor(weights, dtype=torch.float64, device=pred.device).reshape(-1)
+    if w.numel() != pred.shape[-2]:
+        raise ValueError(f"{w.numel()} latitude weights for {pred.shape[-2]} latitude rows")
+    return w.view(-1, 1)
+
+
+def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weights: Any = None) -> torch.Tensor:
+    """Spatial mean of `w(lat) * error^2` per (sample, frame, channel), shape (B, T, C), float64 (uniform
+    weights for None): what `rmse_wb2` averages over samples before its square root."""
+    _check_pair(pred, target)
+    return ((_f64(pred) - _f64(target)).square() * _row_weights(weights, pred)).mean(dim=(-2, -1))
+
+
+def acc(pred: torch.Tensor, target: torch.Tensor, climatology: torch.Tensor, weights: Any = None) -> torch.Tensor:
+    """Anomaly correlation per (sample, frame), mean over channels, shape (B, T), float64.
+
+    Per channel `mean(w f' o') / sqrt(mean(w f'^2) mean(w o'^2))` over (lat, lon) with `f' = pred -
+    climatology`, `o' = target - climatology` and `w` one weight per row (None: uniform); 0 where
+    either anomaly is zero everywhere (see the module docstring).
+    """
+    _check_pair(pred, target)
+    _check_pair(climatology, target)
+    w = _row_weights(weights, pred)
+    forecast_anomaly = _f64(pred) - _f64(climatology)
+    observed_anomaly = _f64(target) - _f64(climatology)
+    product = (w * forecast_anomaly * observed_anomaly).mean(dim=(-2, -1))
+    scale = ((w * forecast_anomaly.square()).mean(dim=(-2, -1)) * (w * observed_anomaly.square()).mean(dim=(-2, -1)))
+    correlation = torch.where(scale > 0, product / scale.clamp_min(torch.finfo(torch.float64).tiny).sqrt(),
+                              torch.zeros_like(product))
+    return correlation.mean(dim=-1)
+
+
 _SPACES = ("normalized", "physical")
 
 
@@ -192,7 +245,9 @@ class MetricAccumulator:
 
     Feed normalized `(B, T_out, C, H, W)` predictions and targets batch by batch with `update`;
     `compute` returns a JSON-ready dict. Only float64 per-lead sums are kept, so the result does
-    not depend on the batch size. `lat` (degrees, one per row) adds latitude-weighted RMSE.
+    not depend on the batch size. `lat` (degrees, one per row) adds latitude-weighted RMSE (and weights
+    `rmse_wb2` and ACC). Batches given with the climatology of their target frames add ACC (all
+    batches or none).
 
     With `keep_samples=True` it also keeps, per sample and lead time, the normalized-space MSE, MAE
     and SSIM (the very per-(sample, frame) values the sums are made of), in the order the samples
@@ -214,7 +269,7 @@ class MetricAccumulator:
                     f"the {space} data range must be positive for every channel, got {values.tolist()} "
                     "(a channel that is constant on the training split cannot be scored with SSIM/PSNR)"
                 )
-        self.names = ["mse", "mae", "ssim", "psnr"] + (["lat_rmse"] if self.weights is not None else [])
+        self.names = ["mse", "mae", "ssim", "psnr"] + (["lat_rmse"] if self.weights is not None else []) + ["acc"]
         # zonal spectra on latitude-longitude grids (periodic in longitude), radial ones on images
         self.spectrum_kind = "zonal" if self.weights is not None else "radial"
         self.reset()
@@ -222,15 +277,24 @@ class MetricAccumulator:
     def reset(self) -> None:
         """Forget everything seen so far."""
         self.count = 0
+        self.with_climatology: bool | None = None  # decided by the first batch
         self.sums = {space: {name: torch.zeros(self.t_out, dtype=torch.float64) for name in self.names}
                      for space in _SPACES}
+        self.channel_sums: dict[str, torch.Tensor | None] = {space: None for space in _SPACES}  # weighted MSE
         self.samples: dict[str, list[np.ndarray]] = {name: [] for name in self.PER_SAMPLE_METRICS}
         self.spectrum = SpectrumAccumulator(self.spectrum_kind)
 
     @torch.no_grad()
-    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        """Add one batch of normalized predictions and targets, both `(B, T_out, C, H, W)`."""
+    def update(self, pred: torch.Tensor, target: torch.Tensor, climatology: torch.Tensor | None = None) -> None:
+        """Add one batch of normalized predictions and targets, both `(B, T_out, C, H, W)`, and optionally
+        the normalized climatology of the target frames (same shape), which adds ACC."""
         _check_pair(pred, target)
+        if self.with_climatology is None:
+            self.with_climatology = climatology is not None
+        elif self.with_climatology != (climatology is not None):
+            raise ValueError("the climatology was given for some batches and not for others: give it for all or none")
+        if climatology is not None:
+            _check_pair(climatology, target)
         if pred.shape[1] != self.t_out:
             raise ValueError(
                 f"expected {self.t_out} output frames, got {pred.shape[1]} (shape {tuple(pred.shape)})"
@@ -250,6 +314,8 @@ class MetricAccumulator:
             "normalized": (pred, target),
             "physical": (self.normalizer.denormalize(pred), self.normalizer.denormalize(target)),
         }
+        climates = {"normalized": None if climatology is None else _f64(climatology)}
+        climates["physical"] = None if climatology is None else self.normalizer.denormalize(climates["normalized"])
         for space, (p, t) in pairs.items():
             values = {
                 "mse": mse(p, t),
@@ -259,6 +325,11 @@ class MetricAccumulator:
             }
             if self.weights is not None:
                 values["lat_rmse"] = lat_weighted_rmse(p, t, self.weights)
+            if climates[space] is not None:
+                values["acc"] = acc(p, t, climates[space], self.weights)
+            channel_mse = weighted_mse(p, t, self.weights).sum(dim=0).cpu()
+            previous = self.channel_sums[space]
+            self.channel_sums[space] = channel_mse if previous is None else previous + channel_mse
             for name, per_sample in values.items():
                 self.sums[space][name] += per_sample.sum(dim=0).cpu()
                 if self.keep_samples and space == "normalized" and name in self.samples:
@@ -281,14 +352,16 @@ class MetricAccumulator:
             raise ValueError("no samples were scored: MetricAccumulator.update was never called with data")
         result: dict[str, Any] = {}
         detail, detail_per_lead = self.spectrum.detail_ratios()
+        names = [name for name in self.names if name != "acc" or self.with_climatology]
         for space in _SPACES:
-            per_lead = {name: (self.sums[space][name] / self.count).tolist() for name in self.names}
+            per_lead = {name: (self.sums[space][name] / self.count).tolist() for name in names}
             per_lead["rmse"] = [math.sqrt(v) for v in per_lead["mse"]]
-            summary: dict[str, Any] = {name: float(np.mean(per_lead[name])) for name in self.names}
+            per_lead["rmse_wb2"] = (self.channel_sums[space] / self.count).sqrt().mean(dim=-1).tolist()
+            summary: dict[str, Any] = {name: float(np.mean(per_lead[name])) for name in [*names, "rmse_wb2"]}
             summary["rmse"] = math.sqrt(summary["mse"])
             summary["detail_ratio"], per_lead["detail_ratio"] = detail, detail_per_lead
-            order = ["mse", "mae", "rmse", "ssim", "psnr"] + (["lat_rmse"] if "lat_rmse" in per_lead else []) \
-                + ["detail_ratio"]
+            order = ["mse", "mae", "rmse", "rmse_wb2", "ssim", "psnr"] + \
+                [name for name in ("lat_rmse", "acc") if name in per_lead] + ["detail_ratio"]
             result[space] = {**{k: summary[k] for k in order}, "per_lead": {k: per_lead[k] for k in order}}
         result["count"] = self.count
         return result

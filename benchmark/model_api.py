@@ -4,6 +4,9 @@ A model is an `nn.Module` built from a `DataShape` and keyword hyper-parameters.
 `forward(x)` maps `x: (B, T_in, C, H, W)` to `y_hat: (B, T_out, C, H, W)`.
 A model whose training objective is more than MSE on `forward` (scheduled sampling, auxiliary
 losses, diffusion) overrides `training_loss`; the trainer never looks inside a model.
+A model that forecasts from the training climatology of the target frames' valid times (the
+`climatology` reference) sets `uses_climatology = True` and is called as
+`forward(x, climatology=c)`, `c` normalized `(B, T_out, C, H, W)`; `forecast` makes either call.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class ModelConfig:
 class ForecastModel(nn.Module):
     """Base class for forecasting models: subclasses implement `forward`."""
 
+    uses_climatology: ClassVar[bool] = False  # True: forward(x, climatology=...) (see the module docstring)
+
     def training_loss(
         self, x: torch.Tensor, y: torch.Tensor, step: int
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -67,6 +72,20 @@ class ForecastModel(nn.Module):
         cannot run on `device` (for example `mamba_ssm`, a CUDA kernel, on a CPU).
         """
         return None
+
+
+def forecast(model: nn.Module, x: torch.Tensor, climatology: torch.Tensor | None = None) -> torch.Tensor:
+    """`model(x)`, or `model(x, climatology=climatology)` for a model with `uses_climatology`.
+
+    `climatology`: the normalized climatology of the target frames, `(B, T_out, C, H, W)`; a model that
+    uses it gets a ValueError when there is none (a dataset without a climatology).
+    """
+    if not getattr(model, "uses_climatology", False):
+        return model(x)
+    if climatology is None:
+        raise ValueError("this model forecasts the climatology of the target frames, but none was given (the "
+                         "dataset has no climatology)")
+    return model(x, climatology=climatology.to(device=x.device, dtype=x.dtype))
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

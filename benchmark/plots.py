@@ -18,6 +18,9 @@ Figures (one function each, `plot_<name>(records, results_dir, out_dir, ...) -> 
   dashed beside them where the dataset maps to the paper's sweep dataset, paper epoch e drawn at
   e * E / paper_final_epoch (E: our run's epochs), the mapping `--eval-at` used.
 - `per_lead`: test MSE and SSIM (normalized) against lead time.
+- `acc_by_lead`: test ACC (anomaly correlation against the training climatology; the same in both
+  spaces) against lead time, the climatology forecast's 0 as a reference line; datasets with a
+  climatology only (records from before ACC have none).
 - `spectra`: the mean power spectrum of each model's predictions against the truth's (log-log) at the
   first, middle and last lead, the upper half of the wavenumbers (the detail ratio's band) shaded,
   each model's detail ratio in the legend.
@@ -57,7 +60,7 @@ from benchmark.tables import METRIC_LABELS, _latest_configuration, _model_rank, 
 
 FORMATS = ("png", "pdf")
 KNOWN_FORMATS = ("png", "pdf", "svg")
-FIGURES = ("prediction_grid", "learning_curves", "epoch_sweep", "per_lead", "spectra")
+FIGURES = ("prediction_grid", "learning_curves", "epoch_sweep", "per_lead", "acc_by_lead", "spectra")
 DPI = 150
 WIDTH = 7.0  # inches: one figure across a paper's text width
 # Okabe-Ito, black first and yellow last (weakest on white)
@@ -699,6 +702,35 @@ def plot_per_lead(records: list[RunRecord], results_dir: Path, out_dir: Path,
     return written
 
 
+@_styled
+def plot_acc_by_lead(records: list[RunRecord], results_dir: Path, out_dir: Path,
+                     formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    """Test ACC against lead time, one line per model, one figure per dataset (runs that have ACC)."""
+    runs = select_runs(records)
+    styles = model_styles(runs)
+    written = []
+    for dataset, by_model in runs.items():
+        scored = {m: rs for m, rs in by_model.items() if all(r.test.normalized.per_lead.get("acc") for r in rs)}
+        if not scored:
+            continue
+        fig, ax = plt.subplots(figsize=(WIDTH, 2.9), layout="constrained")
+        for model, model_runs in scored.items():
+            mean, std = _mean_std([r.test.normalized.per_lead["acc"] for r in model_runs])
+            x, xlabel = _lead_axis(model_runs[0], len(mean))
+            _draw_mean(ax, x, mean, std, styles[model])
+        ax.axhline(0.0, color="0.5", linestyle=":", linewidth=1.0, label="_zero")  # the climatology's ACC
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("ACC (1 = perfect, 0 = climatology)")
+        ax.set_title(f"test {METRIC_LABELS.get('acc', 'acc')} against the training climatology")
+        ax.grid(alpha=0.3)
+        if len(x) <= 12:
+            ax.set_xticks(x)
+        fig.suptitle(f"{dataset}: anomaly correlation by lead time ({_seed_note(scored)})")
+        _legend_below(fig, [ax])
+        written += _save(fig, out_dir, f"acc_by_lead_{_slug(dataset)}", formats)
+    return written
+
+
 # --- 5. spectra --------------------------------------------------------------------------------------
 
 
@@ -791,5 +823,6 @@ def plot_all(results_dir: Path, out_dir: Path, formats: tuple[str, ...] = FORMAT
 
     records = load_records(Path(results_dir))
     functions = {"prediction_grid": plot_prediction_grid, "learning_curves": plot_learning_curves,
-                 "epoch_sweep": plot_epoch_sweep, "per_lead": plot_per_lead, "spectra": plot_spectra}
+                 "epoch_sweep": plot_epoch_sweep, "per_lead": plot_per_lead, "acc_by_lead": plot_acc_by_lead,
+                 "spectra": plot_spectra}
     return {name: functions[name](records, results_dir, out_dir, formats=tuple(formats)) for name in FIGURES}

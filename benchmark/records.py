@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 2
 RECORD_NAME = "record.json"
 # the order benchmark.metrics uses
-AGGREGATE_METRICS = ("mse", "mae", "rmse", "ssim", "psnr", "lat_rmse", "detail_ratio")
+AGGREGATE_METRICS = ("mse", "mae", "rmse", "rmse_wb2", "ssim", "psnr", "lat_rmse", "acc", "detail_ratio")
 
 
 @dataclass
@@ -73,9 +73,11 @@ class SpaceScores:
     per_lead: dict[str, list[float]]
     lat_rmse: float | None = None  # only for data on a latitude grid
     detail_ratio: float | None = None  # None in records written before it, or for a constant truth
+    rmse_wb2: float | None = None  # None in records written before it
+    acc: float | None = None  # only for data with a climatology (None in records written before it)
 
     def aggregates(self) -> dict[str, float]:
-        """The aggregate metrics by name (lat_rmse only when the data has latitudes)."""
+        """The aggregate metrics by name (lat_rmse only when the data has latitudes, acc with a climatology)."""
         values = {name: getattr(self, name) for name in AGGREGATE_METRICS}
         return {name: value for name, value in values.items() if value is not None}
 

@@ -9,7 +9,8 @@
   (PNGs given from elsewhere are copied there).
 
 Sections: a note when any run is on generated stand-in data; a summary; per profile the main table
-(normalized units with the detail ratio, physical units), the epoch sweep (runs with --eval-at), the
+(normalized units with the detail ratio, physical units with the weather scores: WeatherBench 2's
+and 1's RMSE and ACC), the epoch sweep (runs with --eval-at), the
 length sweep (several T_out), each with its significance marks and beside the paper's numbers where
 they match, the significance tests and the paper's claims with verdicts; the figures; the data each
 run used; the environments the runs executed in; what was not run (the paper's (model, dataset)
@@ -48,6 +49,11 @@ MODEL = "diffuma"  # the model the significance tests and claims are about
 # so one formatted table serves both formats and no cell text can collide with them
 BOLD = ("\ue000", "\ue001")
 DETAIL_METRICS = ["mse", "mae", "ssim", "detail_ratio"]
+SKILL_METRICS = ["mse", "mae", "ssim", "rmse_wb2", "lat_rmse", "acc"]  # the physical main table as shown
+SKILL_NOTE = ("RMSE (WB2): WeatherBench 2's, the square root after the mean over the test samples; RMSE (lat-w., "
+              "WB1): WeatherBench 1's, the mean over samples of each sample's root (both latitude-weighted on "
+              "latitude grids). ACC ↑: anomaly correlation against the training split's climatology (the "
+              "climatology row scores 0); `benchmark.metrics`.")
 DETAIL_NOTE = ("detail →1: the prediction's fine-scale power over the truth's (upper half of the wavenumbers, "
                "`benchmark.spectra`); 1: as much detail as the truth, below 1: blurred, above 1: noisier.")
 FIGURE_TITLES = {  # figure name (benchmark.plots.plot_all) -> heading
@@ -55,6 +61,7 @@ FIGURE_TITLES = {  # figure name (benchmark.plots.plot_all) -> heading
     "learning_curves": "Learning curves",
     "epoch_sweep": "Scores by training epoch",
     "per_lead": "Scores by lead time",
+    "acc_by_lead": "Anomaly correlation by lead time",
     "spectra": "Power spectra",
 }
 ENVIRONMENT_FIELDS = {  # EnvironmentInfo field -> row label of the environment table
@@ -249,8 +256,11 @@ def profile_tables(frame: pd.DataFrame, profile: str) -> tuple[list[ShownTable],
     if "detail_ratio" in {c[-1] for c in detail.mean.columns}:
         detail = replace(detail, caption=f"{detail.caption} {DETAIL_NOTE}")
     physical = tables.main_table(frame, "physical", profile=profile)
+    skill = tables.main_table(frame, "physical", metrics=SKILL_METRICS, profile=profile)
+    if {"acc", "rmse_wb2"} & {c[-1] for c in skill.mean.columns}:
+        skill = replace(skill, caption=f"{skill.caption} {SKILL_NOTE}")
     shown = [ShownTable("main", "normalized", "Main table, normalized units", normalized, detail),
-             ShownTable("main", "physical", "Main table, physical units", physical, physical)]
+             ShownTable("main", "physical", "Main table, physical units", physical, skill)]
     missing = []
     if (frame["epoch"] != "best").any():
         sweep = tables.epoch_sweep_table(frame, "normalized", profile=profile)

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 
 from benchmark.config import SCHEDULERS, RunConfig
 from benchmark.data.base import ForecastData
+from benchmark.data.climatology import target_climatology
 from benchmark.errors import BenchError, ConfigError
 from benchmark.evaluation import eval_at_per_sample_name, evaluate, predictions_to_keep, write_per_sample
 from benchmark.outcomes import FitOutcome, TestOutcome
@@ -197,7 +198,7 @@ class EvalAtEpochs(Callback):
             with torch.random.fork_rng(devices=[pl_module.device] if pl_module.device.type == "cuda" else []):
                 metrics, _ = evaluate(pl_module.model, self.datamodule.test_dataloader(), data.normalizer,
                                       data.lat, pl_module.device, self.limit_batches, self.name,
-                                      per_sample_out=per_sample)
+                                      per_sample_out=per_sample, climatology=target_climatology(data, "test"))
             if per_sample:  # written now, so that a crash later in training keeps it (the checkpoint names it)
                 self.per_sample_files[str(epoch)] = write_per_sample(self.run_dir, per_sample,
                                                                      name=eval_at_per_sample_name(epoch))
@@ -351,7 +352,8 @@ def test(model: torch.nn.Module, data: ForecastData, config: RunConfig, device: 
     per_sample: dict[str, Any] = {}
     kept: dict[str, Any] = {}
     metrics, timing = evaluate(model, loader, data.normalizer, data.lat, device, limit, config.model,
-                               per_sample_out=per_sample, keep=keep, kept_out=kept)
+                               per_sample_out=per_sample, keep=keep, kept_out=kept,
+                               climatology=target_climatology(data, "test"))
     return TestOutcome(metrics=metrics, per_sample=per_sample, kept=kept, **timing)
 
 

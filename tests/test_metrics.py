@@ -14,6 +14,7 @@ from benchmark.data.base import Normalizer
 from benchmark.metrics import (
     PSNR_CAP_DB,
     MetricAccumulator,
+    acc,
     lat_weighted_rmse,
     latitude_weights,
     mae,
@@ -268,11 +269,12 @@ def test_accumulator_per_lead_and_aggregates():
     json.dumps(res)  # JSON-ready
     for space in ("normalized", "physical"):
         block = res[space]
-        assert set(block) == {"mse", "mae", "rmse", "ssim", "psnr", "lat_rmse", "detail_ratio", "per_lead"}
-        for name in ("mse", "mae", "rmse", "ssim", "psnr", "lat_rmse", "detail_ratio"):
+        assert set(block) == {"mse", "mae", "rmse", "rmse_wb2", "ssim", "psnr", "lat_rmse", "detail_ratio",
+                              "per_lead"}
+        for name in ("mse", "mae", "rmse", "rmse_wb2", "ssim", "psnr", "lat_rmse", "detail_ratio"):
             assert isinstance(block[name], float)
             assert len(block["per_lead"][name]) == 4
-        for name in ("mse", "mae", "ssim", "psnr", "lat_rmse"):
+        for name in ("mse", "mae", "ssim", "psnr", "lat_rmse", "rmse_wb2"):
             assert block[name] == pytest.approx(np.mean(block["per_lead"][name]), rel=1e-12)
         assert block["rmse"] == pytest.approx(math.sqrt(block["mse"]), rel=1e-12)
         np.testing.assert_allclose(block["per_lead"]["rmse"], np.sqrt(block["per_lead"]["mse"]), rtol=1e-12)
@@ -310,3 +312,79 @@ def test_accumulator_rejects_bad_shapes_and_empty():
         acc.update(pred[:, :2], target[:, :2])
     with pytest.raises(ValueError, match="no samples"):
         acc.compute()
+
+
+# --- ACC and WeatherBench 2's RMSE ----------------------------------------------------------------
+
+
+def _numpy_acc(pred, target, clim, weights):
+    """Reference: WeatherBench 2's uncentred, latitude-weighted anomaly correlation per (sample, frame, channel),
+    mean over channels, then over samples; per lead."""
+    w = np.asarray(weights, dtype=np.float64)[:, None]
+    fa, oa = pred - clim, target - clim
+    num = (w * fa * oa).mean(axis=(-2, -1))
+    den = np.sqrt((w * fa**2).mean(axis=(-2, -1)) * (w * oa**2).mean(axis=(-2, -1)))
+    return (num / den).mean(axis=2).mean(axis=0)
+
+
+def _numpy_rmse_wb2(pred, target, weights):
+    """Reference: per (lead, channel) the root of the mean over samples and space of w * error^2, mean over channels."""
+    w = np.asarray(weights, dtype=np.float64)[:, None]
+    return np.sqrt((w * (pred - target) ** 2).mean(axis=(-2, -1)).mean(axis=0)).mean(axis=-1)
+
+
+def test_acc_of_the_truth_is_one_and_of_the_climatology_zero():
+    rng = np.random.default_rng(11)
+    _, target = _batch(rng)
+    clim = torch.from_numpy(rng.standard_normal(target.shape)).float()
+    weights = latitude_weights(_lats(16))
+    np.testing.assert_allclose(acc(target, target, clim, weights).numpy(), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(acc(clim, target, clim, weights).numpy(), 0.0)
+    assert acc(2 * clim - target, target, clim).max().item() == pytest.approx(-1.0, rel=1e-12)  # the opposite anomaly
+
+
+def test_accumulator_acc_and_rmse_wb2_match_numpy_references_for_any_batching():
+    rng = np.random.default_rng(12)
+    pred, target = _batch(rng, b=7, t=3, c=2, h=16, w=8)
+    clim = target + 0.8 * torch.from_numpy(rng.standard_normal(target.shape)).float()
+    norm, lat = _normalizer(2), _lats(16)
+    weights = latitude_weights(lat).numpy()
+    p, t, c = (x.double().numpy() for x in (pred, target, clim))
+    results = []
+    for batches in ([slice(0, 7)], [slice(0, 3), slice(3, 4), slice(4, 7)]):
+        accumulator = MetricAccumulator(3, norm, lat=lat)
+        for part in batches:
+            accumulator.update(pred[part], target[part], clim[part])
+        results.append(accumulator.compute())
+    _assert_nested_close(results[0], results[1], rel=1e-9)
+    res = results[0]
+    np.testing.assert_allclose(res["normalized"]["per_lead"]["acc"], _numpy_acc(p, t, c, weights), rtol=1e-9)
+    np.testing.assert_allclose(res["physical"]["per_lead"]["acc"], res["normalized"]["per_lead"]["acc"], rtol=1e-9)
+    np.testing.assert_allclose(res["normalized"]["per_lead"]["rmse_wb2"], _numpy_rmse_wb2(p, t, weights), rtol=1e-9)
+    pp, tp = norm.denormalize(p), norm.denormalize(t)
+    np.testing.assert_allclose(res["physical"]["per_lead"]["rmse_wb2"], _numpy_rmse_wb2(pp, tp, weights), rtol=1e-6)
+    for space in ("normalized", "physical"):
+        block = res[space]
+        assert block["acc"] == pytest.approx(np.mean(block["per_lead"]["acc"]), rel=1e-12)
+        # the root after the mean over samples is never below the mean of the per-sample roots (Jensen)
+        assert all(wb2 >= wb1 for wb2, wb1 in zip(block["per_lead"]["rmse_wb2"], block["per_lead"]["lat_rmse"],
+                                                   strict=True))
+
+
+def test_rmse_wb2_without_latitudes_is_the_plain_root_mean_square_per_channel():
+    rng = np.random.default_rng(13)
+    pred, target = _batch(rng, c=1)
+    accumulator = MetricAccumulator(3, _normalizer(1))
+    accumulator.update(pred, target)
+    res = accumulator.compute()["normalized"]
+    np.testing.assert_allclose(res["per_lead"]["rmse_wb2"], res["per_lead"]["rmse"], rtol=1e-12)  # one channel
+    assert "acc" not in res  # no climatology given
+
+
+def test_accumulator_refuses_a_climatology_for_some_batches_only():
+    rng = np.random.default_rng(14)
+    pred, target = _batch(rng)
+    accumulator = MetricAccumulator(3, _normalizer(2))
+    accumulator.update(pred, target, target)
+    with pytest.raises(ValueError, match="for all or none"):
+        accumulator.update(pred, target)

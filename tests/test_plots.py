@@ -72,6 +72,8 @@ def test_plot_all_draws_every_figure_as_png_and_pdf(drawn):
             assert path.stat().st_size > 2000, path
     stems = {p.stem for p in drawn["per_lead"]}
     assert stems == {"per_lead_synthetic-weather-t2m", "per_lead_synthetic-chdl"}  # one figure per dataset
+    # ACC against the training climatology: weather (calendar) and CHDL (per-pixel mean) both have one
+    assert {p.stem for p in drawn["acc_by_lead"]} == {"acc_by_lead_synthetic-weather-t2m", "acc_by_lead_synthetic-chdl"}
 
 
 @pytest.mark.slow

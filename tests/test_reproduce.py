@@ -13,7 +13,7 @@ SMOKE_EVAL_AT = [1, 2]  # the smoke profile's 2 epochs: round(e * 2 / 110) for e
 
 
 def test_suite_loads():
-    assert len(SUITE.models) == 10 and "persistence" in SUITE.models and "diffuma-randcond" in SUITE.models
+    assert len(SUITE.models) == 11 and {"persistence", "climatology", "diffuma-randcond"} <= set(SUITE.models)
     assert set(SUITE.length_models) == {"convlstm", "predrnn-v2", "simvp", "pastnet", "diffuma"}
     assert SUITE.pred_lens == (3, 6, 9, 12)
     assert {"smoke", "quick", "paper"} <= set(SUITE.profiles)
@@ -30,10 +30,10 @@ def test_smoke_plan_counts_and_shared_ids():
     configs = plan_suite(SUITE, "smoke", [0])
     counts = Counter((c.model, c.t_out) for c in configs)
     main = [c for c in configs if c.t_out == 3]  # the smoke profile's t_out
-    assert len(main) == 10 and all(c.train["eval_at"] == SMOKE_EVAL_AT for c in main)
+    assert len(main) == 11 and all(c.train["eval_at"] == SMOKE_EVAL_AT for c in main)
     for model in SUITE.length_models:
         assert [counts[(model, n)] for n in (3, 6, 9, 12)] == [1, 1, 1, 1]
-    assert len(configs) == 10 + 5 * 3
+    assert len(configs) == 11 + 5 * 3
     assert {c.dataset for c in configs} == {"synthetic-weather:t2m"}
     # the main runs are `bench run --eval-at 1,2` runs; the other lengths `bench run --pred-lens 6,9,12`
     same = plan_runs(",".join(SUITE.models), "synthetic-weather:t2m", "smoke", [0], {"train": {"eval_at": [1, 2]}})
@@ -45,7 +45,7 @@ def test_smoke_plan_counts_and_shared_ids():
 def test_length_run_at_profile_t_out_is_the_main_run():
     plan = plan_suite_detailed(SUITE, "smoke", [0, 1])
     ids = plan.run_ids
-    assert len(ids) == len(set(ids)) == 2 * 25
+    assert len(ids) == len(set(ids)) == 2 * 26
     assert len({(c.model, c.dataset, c.t_out, c.seed) for c in plan.configs}) == len(ids)
     as_length = plan_runs("simvp", "synthetic-weather:t2m", "smoke", [0], {"train": {"eval_at": [1, 2]}},
                           pred_lens=[3, 6])[0]

@@ -70,6 +70,10 @@ class WatchedSplit(Dataset):
         self.reads += 1
         return self.inner[index]
 
+    def times(self, index):
+        """The window's valid times (what the climatology is looked up by; not a read of the data)."""
+        return self.inner.times(index)
+
 
 def test_training_never_reads_the_test_split(tmp_path, monkeypatch):
     config = smoke("simvp")

@@ -61,6 +61,36 @@ class Normalizer:
 
 
 @dataclass
+class Climatology:
+    """Mean fields of the training split only, in physical units, stored beside the `Normalizer`.
+
+    `fields` is float32 `(D, K, C, H, W)`. On a calendar (`hours` set): D = 366 days of the year
+    (1 January = 0, 31 December of a leap year = 365), K = the hours of the day the training frames
+    fall on (`hours`, ascending), each field smoothed over `window_days` days of the year. Static
+    (`hours` None, e.g. CHDL): D = K = 1, the per-pixel mean of every training frame.
+    `benchmark.data.climatology` fits them and looks up the fields of given valid times.
+    """
+
+    fields: np.ndarray
+    hours: np.ndarray | None = None
+    window_days: int | None = None
+    training_frames: int = 0
+
+    @property
+    def static(self) -> bool:
+        """True for one field for every time (no calendar)."""
+        return self.hours is None
+
+    def describe(self) -> str:
+        """One line for records and reports: what the climatology is."""
+        if self.static:
+            return f"per-pixel mean of the {self.training_frames} training frames"
+        hours = ", ".join(f"{h:g}" for h in np.asarray(self.hours))
+        return (f"training-split mean per day of year ({self.window_days}-day circular window) and hour of day "
+                f"({hours} h), from {self.training_frames} frames")
+
+
+@dataclass
 class ForecastData:
     """One dataset (and task) ready for training: three splits and what is needed to score them.
 
@@ -78,6 +108,7 @@ class ForecastData:
     units: list[str]
     lat: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    climatology: Climatology | None = None  # training split only, like `normalizer`
 
     def summary(self) -> dict[str, Any]:
         """Counts and shapes for records and Table 1."""
@@ -89,5 +120,6 @@ class ForecastData:
             "shape": list(self.shape),
             "channels": list(self.channel_names),
             "units": list(self.units),
+            **({"climatology": self.climatology.describe()} if self.climatology is not None else {}),
             **self.info,
         }

@@ -33,6 +33,8 @@ Config keys (the run's `data` section; defaults and checks in `ChdlSettings`):
 Normalization: per-channel mean, standard deviation, minimum and maximum of all frames of the
 training sequences (validation hold-out excluded), accumulated frame by frame (`RunningStats`:
 Chan's parallel update, float64), never holding the split; applied to train, validation and test.
+The climatology (ACC and the `climatology` model) is the per-pixel mean of the same training frames,
+accumulated in the same pass.
 
 Validation: every frame file's header (size, mode, bit depth) is checked at load; training frames
 are fully decoded at load (statistics), as are cached splits; a damaged frame of a streamed
@@ -51,7 +53,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from benchmark.data.base import ForecastData, Normalizer
+from benchmark.data.base import Climatology, ForecastData, Normalizer
+from benchmark.data.climatology import PixelMean
 from benchmark.data.frame_sources import MIB, SYNTHETIC_HINT, ArraySource, FolderSource, open_split
 from benchmark.data.frames import FrameChecker
 from benchmark.data.locations import ROOT_ENV
@@ -258,12 +261,14 @@ def validation_split(count: int, fraction: float, where: str) -> tuple[np.ndarra
     return np.arange(count - held_out), np.arange(count - held_out, count)
 
 
-def _fit_training(train: ChdlDataset, frames_per_sequence: int, limit_mb: float) -> Normalizer:
-    """Stream over every frame of the training sequences once: statistics, and the cache when it fits."""
-    stats = RunningStats()
+def _fit_training(train: ChdlDataset, frames_per_sequence: int, limit_mb: float) -> tuple[Normalizer, Climatology]:
+    """Stream over every frame of the training sequences once: statistics, the climatology (the per-pixel
+    mean), and the cache when it fits."""
+    stats, pixel_mean = RunningStats(), PixelMean()
     decoded = train.empty_cache() if train.decoded_mib() <= limit_mb else None
     for position in range(len(train.sequences)):
         frames = train.read_sequence(position, 0, frames_per_sequence)
+        pixel_mean.update(frames[:, None])
         for frame in frames:
             stats.update(frame[None, None])
         if decoded is not None:
@@ -273,7 +278,7 @@ def _fit_training(train: ChdlDataset, frames_per_sequence: int, limit_mb: float)
         raise DataError(f"The training frames in {train.source.describe()} are all equal ({normalizer.mean[0]:g}): "
                         "they cannot be standardized. Check the data.")
     train.fill_cache(limit_mb, normalizer, decoded)
-    return normalizer
+    return normalizer, pixel_mean.climatology()
 
 
 def load_chdl_from_root(root: Path, settings: ChdlSettings, name: str = "chdl") -> ForecastData:
@@ -293,7 +298,7 @@ def load_chdl_from_root(root: Path, settings: ChdlSettings, name: str = "chdl") 
         "test": ChdlDataset(sources["test"], np.arange(len(sources["test"])), starts, settings.t_in,
                             settings.t_out, transform),
     }
-    normalizer = _fit_training(datasets["train"], settings.frames_per_sequence, settings.cache_limit_mb)
+    normalizer, climatology = _fit_training(datasets["train"], settings.frames_per_sequence, settings.cache_limit_mb)
     for split in ("val", "test"):
         datasets[split].fill_cache(settings.cache_limit_mb, normalizer)
     height, width = transform.shape
@@ -325,6 +330,7 @@ def load_chdl_from_root(root: Path, settings: ChdlSettings, name: str = "chdl") 
         units=["intensity"],
         lat=None,
         info=info,
+        climatology=climatology,
     )
 
 

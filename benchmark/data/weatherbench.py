@@ -24,7 +24,8 @@ Config keys (the run's `data` section; defaults and checks in `WeatherBenchSetti
 
 Each split is its own array of frames; a window never crosses a split, nor a gap in time inside a
 split (non-adjacent years). Normalization statistics come from the training split only and are
-applied to all three splits.
+applied to all three splits; so does the climatology (per day of year and hour of day, smoothed:
+`benchmark.data.climatology`), which ACC and the `climatology` model use.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.data.base import ForecastData
+from benchmark.data.climatology import calendar_climatology
 from benchmark.data.locations import ROOT_ENV
 from benchmark.data.normalization import fit_normalizer, normalize_inplace
 from benchmark.data.registry import register_dataset
@@ -222,7 +224,7 @@ def load_from_grid_folder(grid_dir: Path, task: str, settings: WeatherBenchSetti
                 "variable's files, or choose a task whose variables you have."
             )
     reader = FileReader(grid_dir, settings.level)
-    splits, datasets, normalizer = {}, {}, None
+    splits, datasets, normalizer, climatology = {}, {}, None, None
     for split in SPLITS:  # train first: its statistics normalize the others
         loaded = _load_split(reader, names, split, settings)
         if task == "uv10" and settings.uv10_channels == "speed":
@@ -231,6 +233,7 @@ def load_from_grid_folder(grid_dir: Path, task: str, settings: WeatherBenchSetti
         starts = _windows(loaded, split, settings, grid_dir)
         if normalizer is None:
             normalizer = fit_normalizer(loaded.frames)
+            climatology = calendar_climatology(loaded.frames, loaded.times)  # training split only
             if np.any(normalizer.std <= 0):
                 raise DataError(f"The training split in {grid_dir} is constant in time and space for task "
                                 f"{task!r}; it cannot be standardized. Check the files.")
@@ -267,6 +270,7 @@ def load_from_grid_folder(grid_dir: Path, task: str, settings: WeatherBenchSetti
         units=units,
         lat=coarsen_coordinate(reader.lat, settings.coarsen),
         info=info,
+        climatology=climatology,
     )
 
 
