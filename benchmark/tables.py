@@ -29,11 +29,13 @@ from scipy import stats
 
 from benchmark.atomic import write_text_atomic
 
-LOWER_IS_BETTER = {"mse": True, "mae": True, "rmse": True, "lat_rmse": True, "ssim": False, "psnr": False}
-CLOSEST_TO_ONE = frozenset({"detail_ratio"})  # best = nearest 1 (in ratio: |log value| smallest)
+LOWER_IS_BETTER = {"mse": True, "mae": True, "rmse": True, "lat_rmse": True, "ssim": False, "psnr": False,
+                   "crps": True, "ens_mse": True}  # crps: a deterministic run's is its MAE (benchmark.ensemble)
+CLOSEST_TO_ONE = frozenset({"detail_ratio", "spread_skill"})  # best = nearest 1 (in ratio: |log value| smallest)
 METRICS = (*LOWER_IS_BETTER, *sorted(CLOSEST_TO_ONE))  # every metric a table can show
 METRIC_LABELS = {"mse": "MSE", "mae": "MAE", "rmse": "RMSE", "lat_rmse": "RMSE (lat-w.)", "ssim": "SSIM",
-                 "psnr": "PSNR", "detail_ratio": "detail"}
+                 "psnr": "PSNR", "detail_ratio": "detail", "crps": "CRPS", "ens_mse": "ens. mean MSE",
+                 "spread_skill": "spread/skill"}
 FORMATS = ("csv", "latex", "markdown")
 BASELINE_MODEL = "persistence"
 FAMILY_ORDER = ("reference", "recurrent", "cnn", "physics-guided", "mamba-diffusion")
