@@ -46,7 +46,8 @@ def ensemble_command(run_id: str, results: Path, members: int, seed: int, ensemb
                      ensemble_steps: int | None, accelerator: str) -> dict:
     """Score `run_id`'s test split (the batches its record's test covers) as an ensemble of `members`
     and store the scores in its record under `ensemble` (replacing an earlier ensemble evaluation)."""
-    from benchmark.ensemble import evaluate_ensemble
+    from benchmark.ensemble import evaluate_ensemble, write_members
+    from benchmark.evaluation import predictions_to_keep
     from benchmark.finished_run import load_finished_run
     from benchmark.records import write_record
     from benchmark.training import ForecastDataModule
@@ -66,14 +67,20 @@ def ensemble_command(run_id: str, results: Path, members: int, seed: int, ensemb
     run.model.to(device)
     loader = ForecastDataModule(run.data, int(config.train["batch_size"])).test_dataloader()
     kind = "zonal" if run.data.lat is not None else "radial"
+    limit = config.train["limit_test_batches"]
+    scored = len(loader.dataset) if limit is None else min(len(loader.dataset), int(limit) * int(loader.batch_size))
+    # the first of the samples the run stored (bench plot's prediction grid), for the members figure
+    keep = int(predictions_to_keep(scored, max(1, int(config.train.get("stored_predictions", 1))))[0])
+    kept: dict = {}
     with console.status(f"sampling {members} members for the test split of {config.dataset} ..."):
         try:
             scores = evaluate_ensemble(run.model, loader, run.data.normalizer, kind, members, seed=seed,
-                                       device=device, limit_batches=config.train["limit_test_batches"],
-                                       model_name=config.model, **options)
+                                       device=device, limit_batches=limit, model_name=config.model,
+                                       keep=keep, kept_out=kept, **options)
         except ValueError as error:
             raise BenchError(f"{config.model} cannot sample this ensemble: {error}.") from None
     scores["device"] = device
+    scores["members_file"] = write_members(run.run_dir, kept) if kept else None
     run.record.ensemble = scores
     write_record(results, run.record)
     single = run.record.test.normalized

@@ -26,20 +26,25 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from benchmark.atomic import atomic_write
 from benchmark.data.base import Normalizer
 from benchmark.errors import BenchError
 from benchmark.spectra import SpectrumAccumulator
 
 SPACES = ("normalized", "physical")
+MEMBERS_NAME = "ensemble_members.npz"
+MEMBER_ARRAYS = ("truth", "prediction", "members", "sample_index")
 SCORES = ("crps", "ens_mse", "ens_rmse", "spread", "spread_skill")
 
-__all__ = ["EnsembleAccumulator", "evaluate_ensemble", "fair_crps", "rank_counts", "spread_skill_ratio"]
+__all__ = ["EnsembleAccumulator", "evaluate_ensemble", "fair_crps", "rank_counts", "spread_skill_ratio",
+           "write_members"]
 
 
 def _check_members(members: torch.Tensor, target: torch.Tensor) -> None:
@@ -154,6 +159,8 @@ def evaluate_ensemble(
     device: torch.device | str = "cpu",
     limit_batches: int | None = None,
     model_name: str = "model",
+    keep: int | None = None,
+    kept_out: dict[str, np.ndarray] | None = None,
     **sample_options: Any,
 ) -> dict[str, Any]:
     """Score `model.sample_ensemble(x, members, generator, **sample_options)` over `loader`.
@@ -161,6 +168,9 @@ def evaluate_ensemble(
     The generator (CPU) is seeded with `seed` once, so the same run, seed and settings give the same
     members. Returns `EnsembleAccumulator.compute()` plus `seed`, the options, and the seconds spent
     in sampling (`sample_seconds`, forward passes only) and in all (`seconds`, scoring included).
+    With `keep` (a position in the loader's order) and `kept_out`, that sample's normalized `truth`
+    and single-pass `prediction` `(T, C, H, W)`, `members` `(M, T, C, H, W)` and `sample_index` go
+    into `kept_out` (the single pass is one extra forward pass of that batch, not timed).
     """
     if not callable(getattr(model, "sample_ensemble", None)):
         raise BenchError(f"{model_name} forecasts one deterministic sequence: it has no sample_ensemble method, so "
@@ -170,7 +180,7 @@ def evaluate_ensemble(
     was_training = model.training
     model.eval()
     accumulator: EnsembleAccumulator | None = None
-    start, sample_seconds = time.perf_counter(), 0.0
+    start, sample_seconds, seen = time.perf_counter(), 0.0, 0
     try:
         for index, (x, y) in enumerate(loader):
             if limit_batches is not None and index >= limit_batches:
@@ -183,6 +193,13 @@ def evaluate_ensemble(
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             sample_seconds += time.perf_counter() - began
+            if keep is not None and kept_out is not None and seen <= keep < seen + x.shape[0]:
+                offset = keep - seen
+                kept_out.update({"truth": y[offset].float().cpu().numpy(),
+                                 "prediction": model(x[offset:offset + 1])[0].float().cpu().numpy(),
+                                 "members": ensemble[:, offset].float().cpu().numpy(),
+                                 "sample_index": np.asarray(keep, dtype=np.int64)})
+            seen += x.shape[0]
             if accumulator is None:
                 accumulator = EnsembleAccumulator(y.shape[1], normalizer, spectrum_kind, members)
             try:
@@ -195,3 +212,12 @@ def evaluate_ensemble(
         raise BenchError(f"The test split for {model_name} is empty: no window fits in it.")
     return {**accumulator.compute(), "seed": int(seed), "options": dict(sample_options),
             "sample_seconds": sample_seconds, "seconds": time.perf_counter() - start}
+
+
+def write_members(run_dir: Path, kept: dict[str, np.ndarray], name: str = MEMBERS_NAME) -> str:
+    """Store what `evaluate_ensemble(..., kept_out=...)` kept as `run_dir/<name>` atomically (float16
+    fields, int64 `sample_index`); returns the file name relative to the run folder."""
+    arrays = {key: np.asarray(kept[key], dtype=np.float16) for key in ("truth", "prediction", "members")}
+    arrays["sample_index"] = np.asarray(kept["sample_index"], dtype=np.int64)
+    atomic_write(Path(run_dir) / name, lambda handle: np.savez(handle, **arrays))
+    return name

@@ -177,7 +177,7 @@ def test_predict_writes_the_forecasts_the_record_was_scored_on(finished, tmp_pat
         assert mse == pytest.approx(record.test.physical.mse, rel=1e-5)
 
 
-def test_ensemble_scores_a_diffuma_run_into_its_record_and_tables(finished):
+def test_ensemble_scores_a_diffuma_run_into_its_record_tables_and_figures(finished, tmp_path):
     from benchmark.records import load_records, records_to_frame
 
     results, records = finished
@@ -198,6 +198,16 @@ def test_ensemble_scores_a_diffuma_run_into_its_record_and_tables(finished):
     table = invoke("table", "--results", str(results), "--metrics", "crps,spread_skill", "--profile", "smoke")
     assert table.exit_code == 0, table.output
     assert "CRPS" in table.output
+    from benchmark.plots_ensemble import plot_crps_by_lead, plot_ensemble_members, plot_rank_histogram
+
+    figures = tmp_path / "figures"
+    for draw, stem in ((plot_crps_by_lead, "crps_by_lead"), (plot_rank_histogram, "rank_histogram"),
+                       (plot_ensemble_members, "ensemble_members")):
+        paths = draw(list(stored.values()), results, figures, formats=("png",))
+        assert [p.name for p in paths] == [f"{stem}_synthetic-weather-t2m.png"]
+        assert paths[0].stat().st_size > 2000
+    members = np.load(results / diffuma.run_id / ensemble["members_file"])
+    assert members["members"].shape == (3, *members["truth"].shape) == (3, 3, 1, 32, 64)
     # a deterministic model has nothing to sample
     refused = invoke("ensemble", next(r for r in records if r.config.model == "persistence").run_id,
                      "--results", str(results), "--accelerator", "cpu")
