@@ -94,6 +94,12 @@ Fidelity notes -- our choices where the paper is silent, and our departures wher
   every call, so test metrics are reproducible. A fixed random buffer was rejected: it would act
   as a learned per-frame bias rather than as "no information".
 - *diffuma-mamba* is trained with L1 (the reconstruction loss of the full model without delta).
+- *Ensembles* (evaluation only; our choice, the paper scores one deterministic pass and describes
+  no sampling at inference): `sample_ensemble` noises the single-pass forecast to step `ensemble_t`
+  (default 100: abar = 0.895, x_t = 0.95 y_hat + 0.32 eps in normalized units) and denoises it with the
+  trained eps-prediction DiT by `ensemble_steps` (default 10) DDIM steps; only the noise differs
+  between members. `bench ensemble` scores a finished run this way; the single pass stays the
+  headline. Both settings are left out of the run id.
 - The selective-scan backend (`mamba_ssm` CUDA kernel or the pure-PyTorch `mambapy` scan) does not
   change the parameters; it follows the device of the input, and `selective_scan_backend(device)`
   names the one a run uses (and rejects `mamba_ssm` off CUDA before training starts).
