@@ -212,3 +212,17 @@ def test_ensemble_scores_a_diffuma_run_into_its_record_tables_and_figures(finish
     refused = invoke("ensemble", next(r for r in records if r.config.model == "persistence").run_id,
                      "--results", str(results), "--accelerator", "cpu")
     assert refused.exit_code == 2 and "its CRPS is its MAE" in refused.output
+
+
+def test_predict_writes_chdl_as_frames(tmp_path):
+    from benchmark.runner import execute_run, plan_runs
+
+    [config] = plan_runs("persistence", "synthetic-chdl", "smoke", [0], {"train": {"limit_test_batches": None}})
+    record = execute_run(config, tmp_path / "results")
+    result = invoke("predict", record.run_id, "--results", str(tmp_path / "results"), "--accelerator", "cpu")
+    assert result.exit_code == 0, result.output
+    with xr.open_dataset(tmp_path / "results" / record.run_id / "forecasts.nc") as forecasts:
+        [name] = forecasts.data_vars
+        assert forecasts[name].dims == ("sample", "lead", "y", "x")
+        assert forecasts.sizes["sample"] == record.test.count and forecasts.sizes["lead"] == config.t_out
+        assert list(forecasts["sample_index"].values) == list(range(record.test.count))
