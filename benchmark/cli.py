@@ -937,6 +937,46 @@ def plot(
 
 @app.command()
 @friendly_errors
+def predict(
+    run_id: str = typer.Argument(..., help="The run's id (its folder under --results)."),
+    results: Path = typer.Option(Path("results"), "--results", help="Folder of run records."),
+    out: Path | None = typer.Option(None, "--out", help="The netCDF file (default: <results>/<run_id>/forecasts.nc)."),
+    accelerator: str = typer.Option("auto", "--accelerator", help="auto (CUDA when present), cpu or gpu."),
+) -> None:
+    """A finished run's forecasts of the whole test split as netCDF (WeatherBench 2 layout; CHDL as frames).
+
+    Loads the run's best checkpoint, the weights its test metrics were computed with; physical units.
+    """
+    from benchmark.cli_predict import predict_command
+
+    predict_command(run_id, results, out, accelerator)
+
+
+@app.command()
+@friendly_errors
+def ensemble(
+    run_id: str = typer.Argument(..., help="The run's id (its folder under --results)."),
+    results: Path = typer.Option(Path("results"), "--results", help="Folder of run records."),
+    members: int = typer.Option(8, "--members", "-n", help="Ensemble size N (at least 2)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the members' noise."),
+    ensemble_t: int | None = typer.Option(None, "--ensemble-t", help="Noise level (diffusion step) the single pass "
+                                          "is noised to (default: the model's ensemble_t)."),
+    ensemble_steps: int | None = typer.Option(None, "--ensemble-steps", help="DDIM steps back to a clean forecast "
+                                              "(default: the model's ensemble_steps)."),
+    accelerator: str = typer.Option("auto", "--accelerator", help="auto (CUDA when present), cpu or gpu."),
+) -> None:
+    """Score a finished DIFFUMA run's test split as an ensemble: fair CRPS, spread/skill, rank histogram.
+
+    The members differ only in diffusion noise (`DIFFUMA.sample_ensemble`); the scores go into the run's
+    record under `ensemble` (the run id does not change) and reach `bench table --metrics crps,spread_skill`.
+    """
+    from benchmark.cli_predict import ensemble_command
+
+    ensemble_command(run_id, results, members, seed, ensemble_t, ensemble_steps, accelerator)
+
+
+@app.command()
+@friendly_errors
 def report(
     results: Path = typer.Option(Path("results"), "--results", help="Folder of run records."),
     out: Path = typer.Option(Path("report"), "--out", help="Folder for report.html, report.md and figures/."),

@@ -28,6 +28,9 @@ A record is the only thing tables and figures read. `RunRecord` below is its one
                  resumed_at_epoch, checkpoint_at, train_seconds, ended_at ([] in older files)
     spectra_file optional: the test split's mean power spectra of predictions and truth per lead and
                  channel (`benchmark.spectra`), from which `detail_ratio` is computed
+    ensemble     optional: the best checkpoint's test split scored as an ensemble (`bench ensemble`,
+                 `benchmark.ensemble.evaluate_ensemble`): members, seed, options, fair CRPS, ensemble-mean
+                 MSE, spread-skill per space and lead, rank histogram, detail ratios, seconds; None if not
 
 Version 2 has the keys of version 1, but every one of them is now required: version 1 files were
 written over several releases that added `curve`, `schedule`, `best.still_improving` and
@@ -201,6 +204,7 @@ class RunRecord:
     predictions_file: str | None = None  # optional, as per_sample_file
     spectra_file: str | None = None  # optional, as per_sample_file
     attempts: list[dict[str, Any]] = field(default_factory=list)  # optional (absent in older files)
+    ensemble: dict[str, Any] | None = None  # optional, as per_sample_file
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, `schema_version` first."""
@@ -226,6 +230,7 @@ class RunRecord:
             "predictions_file": self.predictions_file,
             "spectra_file": self.spectra_file,
             "attempts": self.attempts,
+            "ensemble": self.ensemble,
         }
 
     @classmethod
@@ -252,6 +257,7 @@ class RunRecord:
             predictions_file=values.get("predictions_file"),
             spectra_file=values.get("spectra_file"),
             attempts=[dict(a) for a in values.get("attempts", [])],
+            ensemble=values.get("ensemble"),
         )
 
 
@@ -425,6 +431,11 @@ def records_to_frame(records: list[RunRecord]) -> pd.DataFrame:
         base = _run_columns(record)
         for epoch, scores in {"best": record.test, **record.eval_at}.items():
             rows += [{**base, "epoch": epoch, **row} for row in _score_rows(scores)]
+            if epoch != "best" or record.ensemble is None:  # a deterministic forecast's CRPS is its MAE
+                rows += [{**base, "epoch": epoch, **row, "metric": "crps"}
+                         for row in _score_rows(scores) if row["metric"] == "mae"]
+        if record.ensemble is not None:
+            rows += [{**base, "epoch": "best", **row} for row in _ensemble_rows(record.ensemble)]
     return pd.DataFrame(rows, columns=FRAME_COLUMNS)
 
 
@@ -450,6 +461,18 @@ def _run_columns(record: RunRecord) -> dict[str, Any]:
         "trainable": record.model_info.trainable,
         "still_improving": bool(record.best.still_improving),
     }
+
+
+def _ensemble_rows(ensemble: dict[str, Any]) -> list[dict[str, Any]]:
+    """(space, metric, lead, value) rows of an ensemble evaluation: `crps`, `ens_mse`, `spread_skill`."""
+    rows = []
+    for space in ("normalized", "physical"):
+        for metric in ("crps", "ens_mse", "spread_skill"):
+            values = ensemble[space]
+            rows.append({"space": space, "metric": metric, "lead": 0, "value": values[metric]})
+            rows += [{"space": space, "metric": metric, "lead": lead, "value": value}
+                     for lead, value in enumerate(values["per_lead"][metric], start=1)]
+    return rows
 
 
 def _score_rows(scores: Scores) -> list[dict[str, Any]]:

@@ -154,6 +154,7 @@ def report_blocks(records: list[RunRecord], results_dir: Path, out_dir: Path,
         section, missing = results_blocks(frame[frame["profile"] == profile], results_dir, profile)
         blocks += section
         not_built += [f"{profile} profile: {reason}" if len(profiles) > 1 else reason for reason in missing]
+    blocks += ensemble_blocks(records)
     blocks += figure_blocks(figures, out_dir)
     blocks += data_blocks(records)
     blocks += environment_blocks(records)
@@ -414,6 +415,35 @@ def data_blocks(records: list[RunRecord]) -> list[Block]:
             TableBlock(grouped, "The data of the runs: one row per dataset, profile, lengths and sample counts "
                        "(from each record's data summary). Generated data is a stand-in made by this benchmark, "
                        "not the paper's data.", "text", index=False)]
+
+
+def ensemble_blocks(records: list[RunRecord]) -> list[Block]:
+    """The runs scored as ensembles (`bench ensemble`): their ensemble scores beside their single pass."""
+    scored = sorted((r for r in records if r.ensemble is not None),
+                    key=lambda r: (r.config.dataset, r.config.model, r.config.seed))
+    if not scored:
+        return []
+
+    def number(value: float | None, digits: str = ".4g") -> str:
+        return "–" if value is None else format(value, digits)
+
+    rows = []
+    for record in scored:
+        ens, single = record.ensemble, record.test.normalized
+        options = ", ".join(f"{k}={v}" for k, v in ens.get("options", {}).items())
+        rows.append({"run": record.run_id, "N": str(ens["members"]), "sampling": options,
+                     "MSE (single)": number(single.mse), "ens. mean MSE": number(ens["normalized"]["ens_mse"]),
+                     "MAE (single)": number(single.mae), "CRPS": number(ens["normalized"]["crps"]),
+                     "spread/skill": number(ens["normalized"]["spread_skill"], ".3f"),
+                     "detail members / mean": f"{number(ens['detail_ratio']['members'], '.3f')} / "
+                                              f"{number(ens['detail_ratio']['mean'], '.3f')}",
+                     "time": f"{ens['seconds']:.1f} s ({ens.get('device', '?')})"})
+    frame = pd.DataFrame(rows).set_index("run")
+    return [Heading(2, "Ensembles", "ensembles"),
+            TableBlock(frame, "Runs scored as ensembles (`bench ensemble`), normalized test split: fair CRPS beside "
+                       "the single pass's MAE (a deterministic forecast's CRPS), the ensemble mean's MSE beside the "
+                       "single pass's, the spread-skill ratio (1: reliable) and the detail ratio of the members "
+                       "and of their mean; time: sampling and scoring the test split.")]
 
 
 def environment_blocks(records: list[RunRecord]) -> list[Block]:

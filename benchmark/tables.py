@@ -30,11 +30,12 @@ from scipy import stats
 from benchmark.atomic import write_text_atomic
 
 LOWER_IS_BETTER = {"mse": True, "mae": True, "rmse": True, "rmse_wb2": True, "lat_rmse": True, "ssim": False,
-                   "psnr": False, "acc": False}
-CLOSEST_TO_ONE = frozenset({"detail_ratio"})  # best = nearest 1 (in ratio: |log value| smallest)
+                   "psnr": False, "acc": False, "crps": True, "ens_mse": True}  # crps: a deterministic run's is its MAE
+CLOSEST_TO_ONE = frozenset({"detail_ratio", "spread_skill"})  # best = nearest 1 (in ratio: |log value| smallest)
 METRICS = (*LOWER_IS_BETTER, *sorted(CLOSEST_TO_ONE))  # every metric a table can show
 METRIC_LABELS = {"mse": "MSE", "mae": "MAE", "rmse": "RMSE", "rmse_wb2": "RMSE (WB2)", "lat_rmse": "RMSE (lat-w., WB1)",
-                 "ssim": "SSIM", "psnr": "PSNR", "acc": "ACC", "detail_ratio": "detail"}
+                 "ssim": "SSIM", "psnr": "PSNR", "acc": "ACC", "detail_ratio": "detail", "crps": "CRPS",
+                 "ens_mse": "ens. mean MSE", "spread_skill": "spread/skill"}
 FORMATS = ("csv", "latex", "markdown")
 BASELINE_MODEL = "persistence"
 FAMILY_ORDER = ("reference", "recurrent", "cnn", "physics-guided", "mamba-diffusion")

@@ -316,10 +316,26 @@ CATALOGUE = [
     Case("missing plugin file", lambda tmp_path: ["--plugin", tmp_path / "missing_file.py", "models"], 2,
          r"The plugin file <tmp>/missing_file\.py does not exist\. --plugin takes a \.py file or an importable module",
          "bench --plugin"),
+    Case("bench predict of an unknown run", lambda tmp_path: ["predict", "nope", "--results", tmp_path / RESULTS], 2,
+         r"No finished run 'nope' in <tmp>/results/ \(no <tmp>/results/nope/record\.json\)\. `bench status",
+         "bench predict"),
+    Case("bench ensemble of a deterministic model", lambda tmp_path: ["ensemble", _the_run(tmp_path), "--results",
+                                                                      tmp_path / RESULTS, "--accelerator", "cpu"], 2,
+         r"persistence forecasts one deterministic sequence: it has no sample_ensemble method, so it cannot be "
+         r"scored as an ensemble \(its CRPS is its MAE, in every table\)", "bench ensemble"),
+    Case("bench ensemble with one member", lambda tmp_path: ["ensemble", _the_run(tmp_path), "--results",
+                                                             tmp_path / RESULTS, "--members", "1"], 2,
+         r"--members 1: an ensemble needs at least 2 members", "bench ensemble"),
     Case("unknown download source",
          lambda tmp_path: ["data", "download", "weatherbench", "--source", "nope", "--root", tmp_path / "wb"], 2,
          r"Unknown --source 'nope'; choose one of: wb2 ", "bench data download"),
 ]
+
+
+def _the_run(tmp_path: Path) -> str:
+    """The id of the one finished run each case's results folder holds."""
+    [run_dir] = (tmp_path / RESULTS).iterdir()
+    return run_dir.name
 
 
 # --- the tests -------------------------------------------------------------------------------------------------

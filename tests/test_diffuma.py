@@ -71,6 +71,8 @@ PAPER_DIT_DEFAULTS = {
     "patch_size": None,
     "lam": 1.0,
     "diff_weight": 1.0,
+    "ensemble_t": 100,  # ours, evaluation only (bench ensemble), not in the run id
+    "ensemble_steps": 10,
 }
 
 

@@ -94,6 +94,12 @@ Fidelity notes -- our choices where the paper is silent, and our departures wher
   every call, so test metrics are reproducible. A fixed random buffer was rejected: it would act
   as a learned per-frame bias rather than as "no information".
 - *diffuma-mamba* is trained with L1 (the reconstruction loss of the full model without delta).
+- *Ensembles* (evaluation only; our choice, the paper scores one deterministic pass and describes
+  no sampling at inference): `sample_ensemble` noises the single-pass forecast to step `ensemble_t`
+  (default 100: abar = 0.895, x_t = 0.95 y_hat + 0.32 eps in normalized units) and denoises it with the
+  trained eps-prediction DiT by `ensemble_steps` (default 10) DDIM steps; only the noise differs
+  between members. `bench ensemble` scores a finished run this way; the single pass stays the
+  headline. Both settings are left out of the run id.
 - The selective-scan backend (`mamba_ssm` CUDA kernel or the pure-PyTorch `mambapy` scan) does not
   change the parameters; it follows the device of the input, and `selective_scan_backend(device)`
   names the one a run uses (and rejects `mamba_ssm` off CUDA before training starts).
@@ -253,7 +259,10 @@ class DiffumaConfig(MambaPathConfig):
     Paper: `dit_depth=12`. Ours (the paper gives no value): `dit_hidden`, `dit_heads`,
     `mlp_ratio` (DiT's 4), `patch_size` (None = 2^k, so the DiT's token grid is the encoder's
     latent grid), `lam` (weight of L_recon) and `diff_weight` (weight of L_diff, 1 in the paper's
-    eq. 10; 0 removes the diffusion loss).
+    eq. 10; 0 removes the diffusion loss). Evaluation only (`DIFFUMA.sample_ensemble`, `bench
+    ensemble`; they change neither training nor the single-pass forecast, so they stay out of the run
+    id): `ensemble_t` (the diffusion step the single-pass forecast is noised to, 1..999) and
+    `ensemble_steps` (DDIM steps back to a clean frame, 1..ensemble_t).
     """
 
     model_name: ClassVar[str] = "diffuma"
@@ -265,6 +274,8 @@ class DiffumaConfig(MambaPathConfig):
     patch_size: int | None = None
     lam: float = 1.0
     diff_weight: float = 1.0
+    ensemble_t: int = 100
+    ensemble_steps: int = 10
 
     def validate(self) -> None:
         """The Mamba path's checks, then the DiT's and the loss weights'."""
@@ -287,6 +298,14 @@ class DiffumaConfig(MambaPathConfig):
                 f"{key} must be a number >= 0, got {value!r}.",
             )
         self.require(self.mlp_ratio > 0, "mlp_ratio must be positive.")
+        self.require(
+            _is_int(self.ensemble_t, 1) and self.ensemble_t < NUM_TIMESTEPS,
+            f"ensemble_t must be an integer from 1 to {NUM_TIMESTEPS - 1}, got {self.ensemble_t!r}.",
+        )
+        self.require(
+            _is_int(self.ensemble_steps, 1) and self.ensemble_steps <= self.ensemble_t,
+            f"ensemble_steps must be an integer from 1 to ensemble_t ({self.ensemble_t}), got {self.ensemble_steps!r}.",
+        )
 
     def resolved(self, shape: DataShape) -> DiffumaConfig:
         """A copy with `downsample` and then `patch_size` (= 2^downsample) fixed for `shape`."""
@@ -433,6 +452,54 @@ class DIFFUMA(ForecastModel):
         frames = y_mamba.flatten(0, 1)
         t = torch.zeros(frames.shape[0], dtype=torch.long, device=frames.device)
         return self.dit(frames, t, self.condition(context).flatten(0, 1)).view_as(y_mamba)
+
+    @torch.no_grad()
+    def sample_ensemble(
+        self,
+        x: torch.Tensor,
+        members: int,
+        generator: torch.Generator | None = None,
+        t_start: int | None = None,
+        steps: int | None = None,
+    ) -> torch.Tensor:
+        """`members` forecasts of `x`, `(members, B, T_out, C, H, W)`, that differ only in diffusion noise.
+
+        Our choice (the paper evaluates one deterministic pass and describes no sampling at inference):
+        SDEdit-style. The single-pass forecast `y_hat = y_mamba + delta` of each output frame is noised
+        to step `t_start` (`ensemble_t`), `x_t = sqrt(abar_t) y_hat + sqrt(1 - abar_t) eps`, with a
+        fresh `eps ~ N(0, I)` per member, and denoised back with the trained eps-prediction DiT
+        (L_diff, eq. 8) by `steps` (`ensemble_steps`) deterministic DDIM steps (eta = 0; Song et al.
+        2021) on evenly spaced steps from `t_start` down to 1, conditioned on the frame's c_context;
+        each member is the last step's clean estimate `x0_hat`. Only `eps` varies between members; the
+        Mamba path and c_context are computed once. The noise is drawn on the CPU from `generator`, so
+        the members do not depend on the device.
+        """
+        if self.dit is None:
+            raise ValueError("diffuma-mamba has no diffusion module: it forecasts one deterministic frame sequence")
+        if not _is_int(members, 1):
+            raise ValueError(f"members must be a positive integer, got {members!r}")
+        t_start = self.config.ensemble_t if t_start is None else int(t_start)
+        steps = self.config.ensemble_steps if steps is None else int(steps)
+        if not 1 <= steps <= t_start < NUM_TIMESTEPS:
+            raise ValueError(f"need 1 <= steps <= t_start < {NUM_TIMESTEPS}, got steps={steps}, t_start={t_start}")
+        y_mamba, context = self.mamba(x)
+        y_hat = y_mamba + self.residual(y_mamba, context)
+        frames = y_hat.flatten(0, 1)
+        condition = self.condition(context).flatten(0, 1)
+        schedule = torch.linspace(t_start, 1, steps, dtype=torch.float64).round().long().unique().flip(0).tolist()
+        abar = self.alphas_cumprod
+        out = []
+        for _ in range(members):
+            eps = torch.randn(frames.shape, generator=generator).to(frames)
+            x_t = add_noise(frames, eps, torch.full((frames.shape[0],), schedule[0], device=frames.device), abar)
+            for index, t in enumerate(schedule):
+                eps_hat = self.dit(x_t, torch.full((frames.shape[0],), t, device=frames.device), condition)
+                x0_hat = (x_t - (1 - abar[t]).sqrt() * eps_hat) / abar[t].sqrt()
+                if index + 1 < len(schedule):
+                    after = schedule[index + 1]
+                    x_t = abar[after].sqrt() * x0_hat + (1 - abar[after]).sqrt() * eps_hat
+            out.append(x0_hat.view_as(y_hat))
+        return torch.stack(out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Forecast `(B, T_in, C, H, W) -> (B, T_out, C, H, W)`: `y_mamba + delta` in one pass."""
