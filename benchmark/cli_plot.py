@@ -22,7 +22,8 @@ def plot_command(results: Path, out: Path, formats: str) -> None:
     """Draw every figure from the records under `results` into `out` and print each file written."""
     results, out = Path(results), Path(out)
     require_run_records(results, "the figures are drawn from their records")
-    from benchmark.plots import KNOWN_FORMATS, plot_all
+    from benchmark.figures import plot_all
+    from benchmark.plots import KNOWN_FORMATS
 
     wanted = parse_formats(formats, KNOWN_FORMATS)
     with console.status(f"drawing the figures from {results}/ ..."):

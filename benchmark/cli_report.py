@@ -9,7 +9,7 @@ from benchmark.cli_common import console, require_run_records
 
 def report_command(results: Path, out: Path, plots: bool = True) -> None:
     """Write `out/report.html` (self-contained) and `out/report.md` from the run records in `results`;
-    with `plots`, the figures of `benchmark.plots.plot_all` first (into `out/figures/`) and in the report.
+    with `plots`, the figures of `benchmark.figures.plot_all` first (into `out/figures/`) and in the report.
     Raises BenchError when `results` is missing or holds no run record."""
     from benchmark.report import build_report
 
@@ -22,8 +22,8 @@ def report_command(results: Path, out: Path, plots: bool = True) -> None:
 
 
 def _plot(results: Path, out: Path) -> dict[str, list[Path]]:
-    """The figures of `benchmark.plots.plot_all`, drawn into `out/figures/`."""
-    from benchmark.plots import plot_all
+    """The figures of `benchmark.figures.plot_all`, drawn into `out/figures/`."""
+    from benchmark.figures import plot_all
 
     with console.status(f"drawing the figures from {results}/ ..."):
         return plot_all(results, out / "figures")

@@ -60,8 +60,6 @@ from benchmark.tables import METRIC_LABELS, _latest_configuration, _model_rank, 
 
 FORMATS = ("png", "pdf")
 KNOWN_FORMATS = ("png", "pdf", "svg")
-FIGURES = ("prediction_grid", "learning_curves", "epoch_sweep", "per_lead", "acc_by_lead", "spectra", "crps_by_lead",
-           "rank_histogram", "ensemble_members")  # the last three: benchmark.plots_ensemble
 DPI = 150
 WIDTH = 7.0  # inches: one figure across a paper's text width
 # Okabe-Ito, black first and yellow last (weakest on white)
@@ -812,20 +810,3 @@ def _spectrum_panel(ax: Any, k: np.ndarray, truth: np.ndarray, predictions: dict
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
-
-
-# --- everything --------------------------------------------------------------------------------------
-
-
-def plot_all(results_dir: Path, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> dict[str, list[Path]]:
-    """Every figure from the records under `results_dir` (loaded once): figure name -> paths written
-    ([] for a figure the records lack the material for)."""
-    from benchmark.plots_ensemble import plot_crps_by_lead, plot_ensemble_members, plot_rank_histogram
-    from benchmark.records import load_records
-
-    records = load_records(Path(results_dir))
-    functions = {"prediction_grid": plot_prediction_grid, "learning_curves": plot_learning_curves,
-                 "epoch_sweep": plot_epoch_sweep, "per_lead": plot_per_lead, "acc_by_lead": plot_acc_by_lead,
-                 "spectra": plot_spectra, "crps_by_lead": plot_crps_by_lead, "rank_histogram": plot_rank_histogram,
-                 "ensemble_members": plot_ensemble_members}
-    return {name: functions[name](records, results_dir, out_dir, formats=tuple(formats)) for name in FIGURES}

@@ -56,7 +56,7 @@ SKILL_NOTE = ("RMSE (WB2): WeatherBench 2's, the square root after the mean over
               "climatology row scores 0); `benchmark.metrics`.")
 DETAIL_NOTE = ("detail →1: the prediction's fine-scale power over the truth's (upper half of the wavenumbers, "
                "`benchmark.spectra`); 1: as much detail as the truth, below 1: blurred, above 1: noisier.")
-FIGURE_TITLES = {  # figure name (benchmark.plots.plot_all) -> heading
+FIGURE_TITLES = {  # figure name (benchmark.figures.plot_all) -> heading
     "prediction_grid": "Predictions beside the truth",
     "learning_curves": "Learning curves",
     "epoch_sweep": "Scores by training epoch",
@@ -127,7 +127,7 @@ def slug(text: str) -> str:
 def build_report(results_dir: Path, out_dir: Path, figures: dict[str, list[Path]] | None = None,
                  title: str = DEFAULT_TITLE) -> tuple[Path, Path]:
     """Write `out_dir/report.html` (self-contained) and `out_dir/report.md` from the records in
-    `results_dir` and the `figures` (name -> PNG and PDF paths, as `benchmark.plots.plot_all` returns);
+    `results_dir` and the `figures` (name -> PNG and PDF paths, as `benchmark.figures.plot_all` returns);
     returns (html path, markdown path). Raises BenchError when `results_dir` holds no finished record."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     records = load_records(results_dir) if results_dir.is_dir() else []

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from benchmark import plots
+from benchmark import figures, plots
 from benchmark.cli_plot import parse_formats, plot_command
 from benchmark.config import resolve_run
 from benchmark.errors import BenchError
@@ -38,7 +38,7 @@ def records(results):
 @pytest.fixture(scope="module")
 def drawn(results, tmp_path_factory):
     """plot_all over the smoke records, once for the module."""
-    return plots.plot_all(results, tmp_path_factory.mktemp("figures"))
+    return figures.plot_all(results, tmp_path_factory.mktemp("figures"))
 
 
 def _image_rows(fig) -> list[list]:
@@ -62,7 +62,7 @@ def _grid(records, results, dataset, **kwargs):
 
 @pytest.mark.slow
 def test_plot_all_draws_every_figure_as_png_and_pdf(drawn):
-    assert list(drawn) == list(plots.FIGURES)
+    assert list(drawn) == list(figures.FIGURES)
     for name, paths in drawn.items():
         if name in ("crps_by_lead", "rank_histogram", "ensemble_members"):
             assert paths == [], name  # no run here was scored as an ensemble (tests/test_ensemble.py draws them)
@@ -128,7 +128,7 @@ def test_records_without_stored_files_skip_the_grid_and_spectra(records, tmp_pat
     for record in records:
         write_record(older, dataclasses.replace(record, predictions_file=None, spectra_file=None))
     assert plots.plot_prediction_grid(load_records(older), older, tmp_path / "figures") == []
-    drawn = plots.plot_all(older, tmp_path / "figures", formats=("png",))
+    drawn = figures.plot_all(older, tmp_path / "figures", formats=("png",))
     assert drawn["prediction_grid"] == [] and drawn["spectra"] == []
     assert drawn["per_lead"] and drawn["learning_curves"] and drawn["epoch_sweep"]
 
