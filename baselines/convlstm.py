@@ -50,7 +50,7 @@ from torch import nn
 
 from baselines.recurrent import ScheduledSamplingConfig, ScheduledSamplingForecaster
 from benchmark.registry import register_model
-from benchmark.shapes import DataShape
+from benchmark.registry.shapes import DataShape
 
 
 @dataclass(frozen=True)

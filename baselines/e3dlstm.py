@@ -115,7 +115,7 @@ from baselines.recurrent import (
     check_positive_ints,
 )
 from benchmark.registry import register_model
-from benchmark.shapes import DataShape
+from benchmark.registry.shapes import DataShape
 
 FORGET_BIAS = 1.0  # constant added to the forget gate of M, as in the reference codes
 

@@ -91,10 +91,10 @@ from torch import nn
 
 from baselines.recurrent import check_positive_ints
 from baselines.simvp import InceptionUNet
-from benchmark.errors import ConfigError
-from benchmark.model_api import ForecastModel
+from benchmark.core.errors import ConfigError
 from benchmark.registry import register_model
-from benchmark.shapes import DataShape
+from benchmark.registry.model_api import ForecastModel
+from benchmark.registry.shapes import DataShape
 
 FPG_PATCHES = (16, 8, 4)
 """Candidate FPG patch sizes for `fpg_patch=None`, largest first (multiples of 4, see the module doc)."""

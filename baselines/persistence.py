@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.model_api import ForecastModel
 from benchmark.registry import register_model
-from benchmark.shapes import DataShape
+from benchmark.registry.model_api import ForecastModel
+from benchmark.registry.shapes import DataShape
 
 
 class Persistence(ForecastModel):

@@ -67,7 +67,7 @@ from baselines.recurrent import (
     ScheduledSamplingForecaster,
 )
 from benchmark.registry import register_model
-from benchmark.shapes import DataShape
+from benchmark.registry.shapes import DataShape
 
 FORGET_BIAS = 1.0
 """Constant added to both forget gates' pre-activations, as in the reference cell (not learned)."""

@@ -78,7 +78,7 @@ from baselines.recurrent import (
     reverse_scheduled_sampling_mask,
 )
 from benchmark.registry import register_model
-from benchmark.shapes import DataShape
+from benchmark.registry.shapes import DataShape
 
 
 @dataclass(frozen=True)

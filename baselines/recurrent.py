@@ -60,9 +60,9 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from benchmark.errors import ConfigError
-from benchmark.model_api import ForecastModel, ModelConfig
-from benchmark.shapes import DataShape
+from benchmark.core.errors import ConfigError
+from benchmark.registry.model_api import ForecastModel, ModelConfig
+from benchmark.registry.shapes import DataShape
 
 StepFn = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
 

@@ -44,10 +44,10 @@ import torch
 from torch import nn
 
 from baselines.recurrent import check_positive_ints
-from benchmark.errors import ConfigError
-from benchmark.model_api import ForecastModel
+from benchmark.core.errors import ConfigError
 from benchmark.registry import register_model
-from benchmark.shapes import DataShape
+from benchmark.registry.model_api import ForecastModel
+from benchmark.registry.shapes import DataShape
 
 
 class ConvNormAct(nn.Module):

@@ -20,9 +20,9 @@ def hit() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-import benchmark.atomic as atomic  # noqa: E402
-import benchmark.metrics as metrics  # noqa: E402
-import benchmark.training as training  # noqa: E402
+import benchmark.core.atomic as atomic  # noqa: E402
+import benchmark.run.training as training  # noqa: E402
+import benchmark.scoring.metrics as metrics  # noqa: E402
 
 if point == "train":
     step = training.ForecastModule.training_step

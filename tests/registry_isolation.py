@@ -4,9 +4,8 @@ import sys
 
 import pytest
 
-from benchmark import plugins
 from benchmark.data.registry import DATASETS
-from benchmark.registry import MODELS
+from benchmark.registry import MODELS, plugins
 
 
 def _isolate(monkeypatch, registries):

@@ -137,9 +137,9 @@ def results_is_a_file(tmp_path: Path) -> list[str]:
 
 def refuse_writes_inside_results(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """As a read-only folder would (we run as root, for whom chmod stops nothing)."""
-    import benchmark.atomic
+    import benchmark.core.atomic
 
-    mkstemp = benchmark.atomic.tempfile.mkstemp
+    mkstemp = benchmark.core.atomic.tempfile.mkstemp
     results = (tmp_path / RESULTS).resolve()
 
     def refusing(*args: Any, dir: Any = None, **kwargs: Any) -> Any:
@@ -147,14 +147,14 @@ def refuse_writes_inside_results(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
             raise PermissionError(errno.EACCES, "Permission denied")
         return mkstemp(*args, dir=dir, **kwargs)
 
-    monkeypatch.setattr("benchmark.atomic.tempfile.mkstemp", refusing)
+    monkeypatch.setattr("benchmark.core.atomic.tempfile.mkstemp", refusing)
 
 
 def fill_the_disk_at_the_record(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The disk fills up as the run writes its record.json (its other files went through)."""
-    import benchmark.atomic
+    import benchmark.core.atomic
 
-    mkstemp, fsync = benchmark.atomic.tempfile.mkstemp, benchmark.atomic.os.fsync
+    mkstemp, fsync = benchmark.core.atomic.tempfile.mkstemp, benchmark.core.atomic.os.fsync
     record_fds: set[int] = set()
 
     def tracking(*args: Any, prefix: str | None = None, **kwargs: Any) -> Any:
@@ -167,8 +167,8 @@ def fill_the_disk_at_the_record(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
             raise OSError(errno.ENOSPC, "No space left on device")
         fsync(fd)
 
-    monkeypatch.setattr("benchmark.atomic.tempfile.mkstemp", tracking)
-    monkeypatch.setattr("benchmark.atomic.os.fsync", full)
+    monkeypatch.setattr("benchmark.core.atomic.tempfile.mkstemp", tracking)
+    monkeypatch.setattr("benchmark.core.atomic.os.fsync", full)
 
 
 def rerun_finishes(tmp_path: Path, args: list[str], result: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,11 +12,11 @@ from baselines.recurrent import (
     scheduled_sampling_mask,
     unpatchify,
 )
-from benchmark.contract import check_output_shape
-from benchmark.errors import ConfigError
-from benchmark.model_api import count_parameters
+from benchmark.core.errors import ConfigError
 from benchmark.registry import create_model, get_model_spec, list_models
-from benchmark.shapes import DataShape
+from benchmark.registry.contract import check_output_shape
+from benchmark.registry.model_api import count_parameters
+from benchmark.registry.shapes import DataShape
 from tests.model_checks import adam_losses
 from tests.model_checks import random_batch as _data
 

@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
+from benchmark.core.errors import ConfigError, DataError
 from benchmark.data.chdl import ChdlSettings, load_chdl_from_root
 from benchmark.data.registry import list_datasets, load_dataset
 from benchmark.data.regrid import area_matrix
 from benchmark.data.synthetic_chdl import MANIFEST, SyntheticChdlSettings, generate_synthetic_chdl
-from benchmark.errors import ConfigError, DataError
 
 H, W = 12, 16
 FRAMES = 10

@@ -1,13 +1,13 @@
-"""`benchmark.claims`: the paper's claims recomputed from its stored tables and from our run records."""
+"""`benchmark.analysis.claims`: the paper's claims recomputed from its stored tables and from our run records."""
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from benchmark import claims
+from benchmark.analysis import claims
 from benchmark.cli import app
 from benchmark.paper import numbers
-from benchmark.records import records_to_frame, write_record
+from benchmark.results.records import records_to_frame, write_record
 from tests.test_records_tables import fake_record
 
 

@@ -96,8 +96,8 @@ def test_run_then_table_then_nothing_to_do(tmp_path, monkeypatch):
     assert "Finished 2" in first.output and "2 at a time" in first.output
     assert len(list(results.glob("*/record.json"))) == 2
     # a run in a worker process gives the record a run in this process gives
-    from benchmark.records import read_record, record_path
-    from benchmark.runner import execute_run, plan_runs
+    from benchmark.results.records import read_record, record_path
+    from benchmark.run.runner import execute_run, plan_runs
 
     config = plan_runs("simvp", "synthetic-weather", "smoke", [0])[0]
     serial = execute_run(config, tmp_path / "serial")
@@ -106,16 +106,16 @@ def test_run_then_table_then_nothing_to_do(tmp_path, monkeypatch):
     # the one-line summary of each run is read from the typed record the worker sent back
     assert f"test MSE {parallel.test.normalized.mse:.4g}, SSIM {parallel.test.normalized.ssim:.4f}" in first.output
     # the runner decides, once per run, that nothing is left to do; the CLI says so from its plan
-    import benchmark.runner
+    import benchmark.run.runner
 
     checked = []
-    real_is_finished = benchmark.runner.is_finished
+    real_is_finished = benchmark.run.runner.is_finished
 
     def counted_is_finished(folder, run_id):
         checked.append(run_id)
         return real_is_finished(folder, run_id)
 
-    monkeypatch.setattr(benchmark.runner, "is_finished", counted_is_finished)
+    monkeypatch.setattr(benchmark.run.runner, "is_finished", counted_is_finished)
     second = invoke(*args)
     assert second.exit_code == 0 and "All 2 runs are already finished" in second.output
     assert sorted(checked) == sorted(c.run_id for c in plan_runs("persistence,simvp", "synthetic-weather",

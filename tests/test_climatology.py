@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.config import resolve_run
 from benchmark.data.base import Climatology
 from benchmark.data.climatology import (
     WINDOW_DAYS,
@@ -17,9 +16,10 @@ from benchmark.data.climatology import (
     target_climatology,
 )
 from benchmark.data.registry import load_dataset
-from benchmark.metrics import mse
 from benchmark.registry import create_model, get_model_spec
-from benchmark.runner import DataCache, execute_run
+from benchmark.run.config import resolve_run
+from benchmark.run.runner import DataCache, execute_run
+from benchmark.scoring.metrics import mse
 from tests.test_chdl import load, save_array, split_array
 from tests.test_data import SPLITS, STEPS, write_tiny
 

@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from benchmark import compare, tables
+from benchmark.analysis import compare, tables
 from benchmark.cli import app
 from benchmark.paper.numbers import PAPER_SPACE, load_paper_numbers
-from benchmark.records import records_to_frame, write_record
+from benchmark.results.records import records_to_frame, write_record
 from tests.test_records_tables import fake_record
 
 MODELS = ("diffuma", "simvp", "convlstm")

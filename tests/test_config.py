@@ -2,8 +2,8 @@
 
 import pytest
 
-from benchmark.config import RunConfig, load_profile, parse_overrides, resolve_run
-from benchmark.errors import ConfigError, UnknownNameError
+from benchmark.core.errors import ConfigError, UnknownNameError
+from benchmark.run.config import RunConfig, load_profile, parse_overrides, resolve_run
 
 PROFILE = {
     "train": {"epochs": 3, "lr": 0.1, "batch_size": 8},
@@ -174,7 +174,7 @@ def test_data_values_are_checked_before_any_run():
 
 
 def test_every_train_key_has_a_check_and_the_defaults_pass():
-    from benchmark.config import TRAIN_CHECKS, TRAIN_DEFAULTS, check_train
+    from benchmark.run.config import TRAIN_CHECKS, TRAIN_DEFAULTS, check_train
 
     assert set(TRAIN_CHECKS) == set(TRAIN_DEFAULTS)
     check_train(dict(TRAIN_DEFAULTS), "simvp", "chdl")
@@ -200,7 +200,7 @@ def test_a_bad_train_value_is_refused_naming_key_value_and_form(key, value, form
 
 def test_model_keys_are_checked_against_each_model_when_the_sweep_is_planned():
     from benchmark.registry import create_model
-    from benchmark.runner import plan_runs
+    from benchmark.run.runner import plan_runs
 
     both = plan_runs("simvp,pastnet", "synthetic-weather", "smoke", [0], {"model": {"hid_T": 8}})
     assert [c.model_args["hid_T"] for c in both] == [8, 8]  # a key every model of the sweep takes goes to all

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from benchmark.core.errors import ConfigError, DataError
 from benchmark.data.registry import load_dataset
 from benchmark.data.synthetic_weather import GENERATOR_VERSION, SyntheticWeatherSettings, generate_synthetic_weather
 from benchmark.data.wb1_files import GRID_FOLDER, VARIABLES, variable_file, write_variable_year
-from benchmark.errors import ConfigError, DataError
 
 LAT = -87.1875 + 5.625 * np.arange(32)
 LON = 5.625 * np.arange(64)

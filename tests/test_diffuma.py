@@ -13,11 +13,11 @@ import torch.nn.functional as F
 
 import models.diffuma  # noqa: F401  (registers the variants)
 import models.diffuma.mamba as mamba_module
-from benchmark.contract import check_output_shape
-from benchmark.errors import ConfigError
-from benchmark.model_api import count_parameters
+from benchmark.core.errors import ConfigError
 from benchmark.registry import ModelSpec, create_model, get_model_spec
-from benchmark.shapes import DataShape
+from benchmark.registry.contract import check_output_shape
+from benchmark.registry.model_api import count_parameters
+from benchmark.registry.shapes import DataShape
 from models.diffuma.diffusion import FrameDiT, add_noise, linear_beta_schedule, timestep_embedding
 from models.diffuma.mamba import BiMambaBlock, mamba_ssm_available, resolve_backend, selective_scan
 from models.diffuma.model import (
@@ -91,7 +91,7 @@ def _adam_steps(model, x, y, steps, lr=1e-2):
 
 
 def _profile_model_args(profile, model):
-    from benchmark.config import resolve_run
+    from benchmark.run.config import resolve_run
 
     return resolve_run(profile, model, "synthetic-weather:t2m", 0).model_args
 
@@ -322,7 +322,7 @@ def test_reconstruction_loss_alone_trains_the_mamba_path():
 
 
 def test_gradient_checkpointing_gives_the_same_gradients_and_the_same_run_id():
-    from benchmark.config import resolve_run
+    from benchmark.run.config import resolve_run
 
     x, y = _data(2, 3, 1, 16, 16)
     grads = []

@@ -9,11 +9,11 @@ import torch.nn.functional as F
 import baselines.e3dlstm  # noqa: F401  (registers "e3dlstm")
 from baselines.e3dlstm import E3DLSTM, eidetic_recall
 from baselines.recurrent import patchify, scheduled_sampling_mask
-from benchmark.contract import check_gradients, check_output_shape
-from benchmark.errors import ConfigError
-from benchmark.model_api import count_parameters
+from benchmark.core.errors import ConfigError
 from benchmark.registry import create_model, get_model_spec
-from benchmark.shapes import DataShape
+from benchmark.registry.contract import check_gradients, check_output_shape
+from benchmark.registry.model_api import count_parameters
+from benchmark.registry.shapes import DataShape
 from tests.model_checks import adam_losses
 from tests.model_checks import random_batch as _data
 

@@ -9,11 +9,11 @@ import xarray as xr
 from typer.testing import CliRunner
 
 from benchmark.cli import app
+from benchmark.core.errors import ConfigError
 from benchmark.data.base import Normalizer
-from benchmark.ensemble import EnsembleAccumulator, fair_crps, rank_counts, spread_skill_ratio
-from benchmark.errors import ConfigError
 from benchmark.registry import create_model
-from benchmark.shapes import DataShape
+from benchmark.registry.shapes import DataShape
+from benchmark.scoring.ensemble import EnsembleAccumulator, fair_crps, rank_counts, spread_skill_ratio
 
 runner = CliRunner()
 
@@ -132,7 +132,7 @@ def test_diffuma_members_differ_only_by_noise_and_match_ddim_at_initialisation()
 
 
 def test_ensemble_settings_are_checked_and_stay_out_of_the_run_id():
-    from benchmark.config import resolve_run
+    from benchmark.run.config import resolve_run
 
     base = resolve_run("smoke", "diffuma", "synthetic-weather:t2m", 0)
     changed = resolve_run("smoke", "diffuma", "synthetic-weather:t2m", 0, {"model": {"ensemble_t": 300}})
@@ -144,7 +144,7 @@ def test_ensemble_settings_are_checked_and_stay_out_of_the_run_id():
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A smoke DIFFUMA run and a persistence run scored on their whole test split."""
-    from benchmark.runner import execute_run, plan_runs
+    from benchmark.run.runner import execute_run, plan_runs
 
     results = tmp_path_factory.mktemp("results")
     configs = plan_runs("persistence,diffuma", "synthetic-weather", "smoke", [0],
@@ -178,7 +178,7 @@ def test_predict_writes_the_forecasts_the_record_was_scored_on(finished, tmp_pat
 
 
 def test_ensemble_scores_a_diffuma_run_into_its_record_tables_and_figures(finished, tmp_path):
-    from benchmark.records import load_records, records_to_frame
+    from benchmark.results.records import load_records, records_to_frame
 
     results, records = finished
     diffuma = next(r for r in records if r.config.model == "diffuma")
@@ -198,7 +198,7 @@ def test_ensemble_scores_a_diffuma_run_into_its_record_tables_and_figures(finish
     table = invoke("table", "--results", str(results), "--metrics", "crps,spread_skill", "--profile", "smoke")
     assert table.exit_code == 0, table.output
     assert "CRPS" in table.output
-    from benchmark.plots_ensemble import plot_crps_by_lead, plot_ensemble_members, plot_rank_histogram
+    from benchmark.present.plots_ensemble import plot_crps_by_lead, plot_ensemble_members, plot_rank_histogram
 
     figures = tmp_path / "figures"
     for draw, stem in ((plot_crps_by_lead, "crps_by_lead"), (plot_rank_histogram, "rank_histogram"),
@@ -215,7 +215,7 @@ def test_ensemble_scores_a_diffuma_run_into_its_record_tables_and_figures(finish
 
 
 def test_predict_writes_chdl_as_frames(tmp_path):
-    from benchmark.runner import execute_run, plan_runs
+    from benchmark.run.runner import execute_run, plan_runs
 
     [config] = plan_runs("persistence", "synthetic-chdl", "smoke", [0], {"train": {"limit_test_batches": None}})
     record = execute_run(config, tmp_path / "results")

@@ -22,12 +22,12 @@ import xarray as xr
 from typer.testing import CliRunner
 
 from benchmark.cli import app
+from benchmark.core.errors import DataError
 from benchmark.data.regrid import GridMapper, cell_areas
 from benchmark.data.wb1_files import GRID_FOLDER, WB1_LAT, WB1_LON, variable_file, write_variable_year
 from benchmark.data.wb1_zip import ZIP_FOLDER, download_wb1_zips
 from benchmark.data.wb2 import download_weatherbench
 from benchmark.data.weatherbench import load_weatherbench
-from benchmark.errors import DataError
 
 YEARS = (2001, 2002, 2003)
 HOURS = 30  # hourly steps at the start of each year in the store

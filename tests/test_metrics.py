@@ -1,4 +1,4 @@
-"""Tests for benchmark.metrics: parity with skimage, known values, and the streaming accumulator."""
+"""Tests for benchmark.scoring.metrics: parity with skimage, known values, and the streaming accumulator."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from benchmark.data.base import Normalizer
-from benchmark.metrics import (
+from benchmark.scoring.metrics import (
     PSNR_CAP_DB,
     MetricAccumulator,
     acc,

@@ -1,4 +1,4 @@
-"""The model contract (benchmark.contract) over every registered model, as timm's tests/test_models.py
+"""The model contract (benchmark.registry.contract) over every registered model, as timm's tests/test_models.py
 does, at the smoke profile's sizes; and that each check catches the failure it is there for."""
 
 import random
@@ -6,11 +6,10 @@ import random
 import pytest
 from torch import nn
 
-from benchmark import contract
-from benchmark.config import resolve_run
-from benchmark.errors import ConfigError
-from benchmark.model_api import ForecastModel
-from benchmark.registry import list_models, register_model
+from benchmark.core.errors import ConfigError
+from benchmark.registry import contract, list_models, register_model
+from benchmark.registry.model_api import ForecastModel
+from benchmark.run.config import resolve_run
 from tests.registry_isolation import isolated_models  # noqa: F401  (a fixture)
 
 CHECKS = contract.contract_checks()
@@ -90,7 +89,7 @@ def test_an_unseeded_draw_breaks_determinism():
 @pytest.mark.usefixtures("isolated_models")
 def test_a_plain_module_is_told_to_subclass_forecast_model():
     failing = _failing("plain", lambda shape: PlainModule())
-    assert "subclass benchmark.model_api.ForecastModel" in failing["interface"][0]
+    assert "subclass benchmark.registry.model_api.ForecastModel" in failing["interface"][0]
     assert "no trainable parameters" in failing["gradients"][0]  # and it is registered as trainable
 
 

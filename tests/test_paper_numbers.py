@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from benchmark.dataset_table import PAPER_TABLE1
-from benchmark.errors import DataError, UnknownNameError
+from benchmark.analysis.dataset_table import PAPER_TABLE1
+from benchmark.core.errors import DataError, UnknownNameError
 from benchmark.paper import numbers
 from benchmark.paper.numbers import load_paper_numbers, paper_table, write_paper_numbers
 from benchmark.registry import list_models

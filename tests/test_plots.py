@@ -1,4 +1,4 @@
-"""`bench plot`: the figures drawn from real smoke-run records (benchmark.plots, benchmark.cli_plot)."""
+"""`bench plot`: the figures drawn from real smoke-run records (benchmark.present.plots, benchmark.cli.plot)."""
 
 import dataclasses
 import shutil
@@ -7,12 +7,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from benchmark import figures, plots
-from benchmark.cli_plot import parse_formats, plot_command
-from benchmark.config import resolve_run
-from benchmark.errors import BenchError
-from benchmark.records import load_records, write_record
-from benchmark.runner import execute_run
+from benchmark.cli.plot import parse_formats, plot_command
+from benchmark.core.errors import BenchError
+from benchmark.present import figures, plots
+from benchmark.results.records import load_records, write_record
+from benchmark.run.config import resolve_run
+from benchmark.run.runner import execute_run
 
 WEATHER, CHDL = "synthetic-weather:t2m", "synthetic-chdl"
 WEATHER_MODELS = ("persistence", "convlstm", "simvp")  # in the tables' order: reference, recurrent, cnn

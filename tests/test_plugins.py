@@ -7,13 +7,12 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from benchmark import plugins
 from benchmark.cli import _plugin_options_first, app
+from benchmark.core.errors import ConfigError, UnknownNameError
 from benchmark.data.registry import DATASETS, list_datasets
-from benchmark.errors import ConfigError, UnknownNameError
-from benchmark.plugins import PluginError
-from benchmark.registries import Registry
-from benchmark.registry import MODELS, get_model_spec, list_models
+from benchmark.registry import MODELS, get_model_spec, list_models, plugins
+from benchmark.registry.plugins import PluginError
+from benchmark.registry.registries import Registry
 from tests.registry_isolation import isolated_registries  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.usefixtures("isolated_registries")
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("isolated_registries")
 PLUGIN_MODEL = '''
 from torch import nn
 
-from benchmark.model_api import ForecastModel
+from benchmark.registry.model_api import ForecastModel
 from benchmark.registry import register_model
 
 

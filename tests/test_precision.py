@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
-from benchmark.config import resolve_run
-from benchmark.errors import ConfigError
-from benchmark.records import load_records, records_to_frame
+from benchmark.analysis.tables import main_table
+from benchmark.core.errors import ConfigError
 from benchmark.registry import list_models
-from benchmark.runner import execute_run
-from benchmark.tables import main_table
+from benchmark.results.records import load_records, records_to_frame
+from benchmark.run.config import resolve_run
+from benchmark.run.runner import execute_run
 
 DATASET = "synthetic-weather:t2m"
 BF16 = {"train": {"precision": "bf16-mixed"}}
@@ -48,7 +48,7 @@ def test_every_model_trains_in_bf16_with_a_finite_loss(tmp_path):
 
 
 def test_native_bf16_is_detected_and_recorded(tmp_path):
-    from benchmark.hardware import cpu_bf16_native
+    from benchmark.run.hardware import cpu_bf16_native
 
     assert cpu_bf16_native("processor: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_tile\n") is True
     assert cpu_bf16_native("flags : fpu sse avx2\n") is False
@@ -66,8 +66,8 @@ def _drift_results(folder, per_window: bool = True):
 
     import numpy as np
 
-    from benchmark.evaluation import write_per_sample
-    from benchmark.records import write_record
+    from benchmark.results.records import write_record
+    from benchmark.scoring.evaluation import write_per_sample
     from tests.test_records_tables import fake_record
 
     scores = {("convlstm", "32-true"): (0.30, 0.32, 0.28), ("convlstm", "bf16-mixed"): (0.301, 0.321, 0.281),
@@ -91,7 +91,7 @@ def _drift_results(folder, per_window: bool = True):
 
 
 def test_precision_drift_pairs_the_same_setting_and_tests_equivalence(tmp_path):
-    from benchmark.precision_drift import precision_drift, render
+    from benchmark.analysis.precision_drift import precision_drift, render
 
     results = _drift_results(tmp_path / "results")
     drift = precision_drift(records_to_frame(load_records(results)), results_dir=results)
@@ -117,7 +117,7 @@ def test_precision_drift_pairs_the_same_setting_and_tests_equivalence(tmp_path):
 
 
 def test_precision_drift_without_per_window_errors_is_not_tested(tmp_path):
-    from benchmark.precision_drift import precision_drift
+    from benchmark.analysis.precision_drift import precision_drift
 
     results = _drift_results(tmp_path, per_window=False)
     drift = precision_drift(records_to_frame(load_records(results)), results_dir=results)
@@ -140,7 +140,7 @@ def test_bench_table_precision_drift(tmp_path):
     assert max(len(line) for line in done.output.splitlines() if "│" in line) <= 80
     assert (tmp_path / "tables" / "precision_drift_ssim_normalized.csv").is_file()
     empty = tmp_path / "fp32-only"
-    from benchmark.records import write_record
+    from benchmark.results.records import write_record
     from tests.test_records_tables import fake_record
 
     write_record(empty, fake_record("simvp", 0.3))
@@ -151,8 +151,8 @@ def test_bench_table_precision_drift(tmp_path):
 
 
 def test_auto_precision_is_decided_by_the_machine_and_named_in_the_run_id(monkeypatch):
-    import benchmark.hardware as hardware
-    from benchmark.config import resolve_precision
+    import benchmark.run.hardware as hardware
+    from benchmark.run.config import resolve_precision
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for native, expected in ((True, "bf16-mixed"), (False, "32-true"), (None, "32-true")):
@@ -170,7 +170,7 @@ def test_auto_precision_is_decided_by_the_machine_and_named_in_the_run_id(monkey
 
 @pytest.mark.parametrize("precision,autocast", [("32-true", None), ("bf16-mixed", torch.bfloat16)])
 def test_the_precision_reaches_the_training_step(tmp_path, monkeypatch, precision, autocast):
-    from benchmark import training
+    from benchmark.run import training
 
     seen = []
     original = training.ForecastModule.training_step
@@ -187,8 +187,8 @@ def test_the_precision_reaches_the_training_step(tmp_path, monkeypatch, precisio
 
 
 def test_the_report_has_a_precision_section_only_where_runs_differ_by_precision(tmp_path):
-    from benchmark.records import write_record
-    from benchmark.report import build_report
+    from benchmark.present.report import build_report
+    from benchmark.results.records import write_record
     from tests.test_records_tables import fake_record
 
     _, markdown = build_report(_drift_results(tmp_path / "results"), tmp_path / "report", {})

@@ -2,9 +2,9 @@
 
 import pytest
 
-from benchmark.config import parse_overrides
-from benchmark.errors import ConfigError
-from benchmark.runner import check_pred_lens, plan_runs
+from benchmark.core.errors import ConfigError
+from benchmark.run.config import parse_overrides
+from benchmark.run.runner import check_pred_lens, plan_runs
 from tests.test_cli import invoke
 
 
@@ -103,8 +103,8 @@ def test_a_smoke_sweep_of_two_lengths_fills_the_length_sweep_table(tmp_path):
                  str(results), "--no-progress")
     assert ran.exit_code == 0, ran.output
     assert "Finished 2" in ran.output and "T_out 2" in ran.output and "T_out 3" in ran.output
-    from benchmark.records import load_records, records_to_frame
-    from benchmark.tables import length_sweep_table
+    from benchmark.analysis.tables import length_sweep_table
+    from benchmark.results.records import load_records, records_to_frame
 
     frame = records_to_frame(load_records(results))
     assert sorted(frame[frame["epoch"] == "best"]["t_out"].unique()) == [2, 3]

@@ -11,11 +11,11 @@ import torch
 import baselines.predrnn  # noqa: F401  (registers "predrnn")
 import baselines.predrnn_v2  # noqa: F401  (registers "predrnn-v2")
 from baselines.recurrent import reverse_scheduled_sampling_etas, reverse_scheduled_sampling_mask
-from benchmark.contract import check_output_shape
-from benchmark.errors import ConfigError
-from benchmark.model_api import count_parameters
+from benchmark.core.errors import ConfigError
 from benchmark.registry import create_model, get_model_spec
-from benchmark.shapes import DataShape
+from benchmark.registry.contract import check_output_shape
+from benchmark.registry.model_api import count_parameters
+from benchmark.registry.shapes import DataShape
 from tests.model_checks import adam_losses
 from tests.model_checks import random_batch as _data
 

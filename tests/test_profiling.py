@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from benchmark.profiling import profile_model
-from benchmark.shapes import DataShape
+from benchmark.registry.shapes import DataShape
+from benchmark.run.profiling import profile_model
 from tests.test_cli import invoke
 
 
@@ -28,7 +28,7 @@ def test_profile_command_writes_csv(tmp_path):
 
 
 def test_a_model_that_does_not_fit_in_memory_is_a_row_not_a_crash(tmp_path, monkeypatch):
-    import benchmark.profiling as profiling
+    import benchmark.run.profiling as profiling
 
     real = profiling.profile_model
 

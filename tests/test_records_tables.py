@@ -5,10 +5,10 @@ import json
 import pandas as pd
 import pytest
 
-from benchmark import tables
-from benchmark.config import resolve_run
-from benchmark.errors import DataError
-from benchmark.records import (
+from benchmark.analysis import tables
+from benchmark.core.errors import DataError
+from benchmark.registry import get_model_spec
+from benchmark.results.records import (
     SCHEMA_VERSION,
     BestCheckpoint,
     CostInfo,
@@ -25,7 +25,7 @@ from benchmark.records import (
     write_json_atomic,
     write_record,
 )
-from benchmark.registry import get_model_spec
+from benchmark.run.config import resolve_run
 
 
 def _metrics(mse: float, t_out: int) -> dict:
@@ -221,7 +221,7 @@ def test_render_all_three_formats(results, tmp_path):
 
 
 def test_main_table_marks_still_improving_models_and_states_the_budget(tmp_path):
-    from benchmark.tables import formatted, main_table, to_latex
+    from benchmark.analysis.tables import formatted, main_table, to_latex
 
     folder = tmp_path / "results"
     for model, mse, improving in [("persistence", 0.5, None), ("convlstm", 0.3, True), ("simvp", 0.2, False)]:
@@ -237,7 +237,7 @@ def test_main_table_marks_still_improving_models_and_states_the_budget(tmp_path)
 
 
 def test_caption_names_unequal_budgets(tmp_path):
-    from benchmark.tables import main_table
+    from benchmark.analysis.tables import main_table
 
     folder = tmp_path / "results"
     write_record(folder, fake_record("convlstm", 0.3))
@@ -331,7 +331,7 @@ def test_captions_state_the_seed_count_once_when_every_cell_shares_it(three_seed
 
 def test_main_table_keeps_length_sweep_runs_out_of_its_cells(tmp_path):
     """A later --pred-lens run at another T_out must not replace a model's main-length cell."""
-    from benchmark.tables import main_table
+    from benchmark.analysis.tables import main_table
 
     folder = tmp_path / "results"
     for model, mse in [("persistence", 0.5), ("convlstm", 0.3), ("simvp", 0.2)]:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from matplotlib.figure import Figure
 
-from benchmark.cli_report import report_command
-from benchmark.errors import BenchError
-from benchmark.report import build_report
+from benchmark.cli.report import report_command
+from benchmark.core.errors import BenchError
+from benchmark.present.report import build_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PROFILE = "smoke"
@@ -18,8 +18,8 @@ PROFILE = "smoke"
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    from benchmark.config import resolve_run
-    from benchmark.runner import execute_run
+    from benchmark.run.config import resolve_run
+    from benchmark.run.runner import execute_run
 
     folder = tmp_path_factory.mktemp("results")
     for model in ("persistence", "simvp", "diffuma"):

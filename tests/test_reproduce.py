@@ -5,8 +5,8 @@ from collections import Counter
 from typer.testing import CliRunner
 
 from benchmark.cli import app
-from benchmark.reproduce import load_suite, plan_suite, plan_suite_detailed, scale_epochs
-from benchmark.runner import execute_run, plan_runs
+from benchmark.run.reproduce import load_suite, plan_suite, plan_suite_detailed, scale_epochs
+from benchmark.run.runner import execute_run, plan_runs
 
 SUITE = load_suite("diffuma-paper")
 SMOKE_EVAL_AT = [1, 2]  # the smoke profile's 2 epochs: round(e * 2 / 110) for e in 1, 10, ..., 110, >= 1

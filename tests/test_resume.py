@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.records import load_records
+from benchmark.results.records import load_records
 
 DRIVER = Path(__file__).with_name("kill_driver.py")
 ARGS = ["run", "--models", "persistence,diffuma", "--dataset", "synthetic-weather", "--profile", "smoke",

@@ -19,7 +19,7 @@ from baselines.recurrent import (
     run_step,
     scheduled_sampling_eta,
 )
-from benchmark.errors import ConfigError
+from benchmark.core.errors import ConfigError
 from benchmark.registry import create_model, get_model_spec
 from tests.model_checks import random_batch as _data
 

@@ -8,14 +8,22 @@ import pytest
 from scipy import stats
 from typer.testing import CliRunner
 
-from benchmark import tables
+from benchmark.analysis import tables
+from benchmark.analysis.significance import (
+    adjust,
+    compare_runs,
+    difference_p_values,
+    ewc_variance,
+    format_p,
+    paired_test,
+    tost,
+)
 from benchmark.cli import app
-from benchmark.config import resolve_run
-from benchmark.errors import BenchError
-from benchmark.evaluation import read_per_sample, write_per_sample
-from benchmark.records import RunRecord, load_records, read_record, record_path, records_to_frame
-from benchmark.runner import execute_run
-from benchmark.significance import adjust, compare_runs, difference_p_values, ewc_variance, format_p, paired_test, tost
+from benchmark.core.errors import BenchError
+from benchmark.results.records import RunRecord, load_records, read_record, record_path, records_to_frame
+from benchmark.run.config import resolve_run
+from benchmark.run.runner import execute_run
+from benchmark.scoring.evaluation import read_per_sample, write_per_sample
 
 DATASET = "synthetic-weather:t2m"
 N_WINDOWS = 242  # the quick sweep's test windows

@@ -6,14 +6,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from benchmark import claims, tables
+from benchmark.analysis import claims, tables
+from benchmark.analysis.significance import compare_runs
 from benchmark.cli import app
-from benchmark.config import resolve_run
-from benchmark.errors import BenchError
-from benchmark.evaluation import read_per_sample
-from benchmark.records import load_records, records_to_frame
-from benchmark.runner import execute_run
-from benchmark.significance import compare_runs
+from benchmark.core.errors import BenchError
+from benchmark.results.records import load_records, records_to_frame
+from benchmark.run.config import resolve_run
+from benchmark.run.runner import execute_run
+from benchmark.scoring.evaluation import read_per_sample
 
 DATASET = "synthetic-weather:t2m"
 EVAL_AT = {"train": {"eval_at": [1, 2]}}
@@ -61,7 +61,7 @@ def test_marks_per_axis(swept):
     assert sorted(set(zip(by_epoch["epoch"], by_epoch["metric"], strict=True))) == [
         (e, m) for e in (1, 2) for m in ("mae", "mse", "ssim")]
     # the whole table is one family: all six tests adjusted together
-    from benchmark.significance import adjust
+    from benchmark.analysis.significance import adjust
     np.testing.assert_allclose(by_epoch["p_adj"], adjust(by_epoch["p"].to_numpy()))
     by_length = tables.significance_marks(frame, results, axis="t_out")
     assert set(by_length["baseline"]) == {"simvp", "persistence"}
@@ -149,7 +149,7 @@ def test_significant_cells_known_answers():
 
 
 def test_runs_store_the_same_few_predictions_and_their_spectra(swept):
-    from benchmark.evaluation import PREDICTION_ARRAYS, SPECTRA_ARRAYS, predictions_to_keep, read_npz
+    from benchmark.scoring.evaluation import PREDICTION_ARRAYS, SPECTRA_ARRAYS, predictions_to_keep, read_npz
 
     results, runs = swept
     indices = []

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmark.cli import app
-from benchmark.config import resolve_run
-from benchmark.launchers import JOB_FILE, JobInfo, SlurmOptions, SubmittedRun, parse_time, submit_runs, wait_for
-from benchmark.records import now, record_path, write_json_atomic
+from benchmark.results.records import now, record_path, write_json_atomic
+from benchmark.run.config import resolve_run
+from benchmark.run.launchers import JOB_FILE, JobInfo, SlurmOptions, SubmittedRun, parse_time, submit_runs, wait_for
 
 LOCAL = ["--launcher", "slurm", "--slurm-executor", "local"]
 DATASET = "synthetic-weather:t2m"
@@ -175,7 +175,7 @@ def test_parse_time():
 
 
 def test_reproduce_without_wait_says_to_run_it_again(tmp_path, monkeypatch):
-    import benchmark.launchers as launchers
+    import benchmark.run.launchers as launchers
 
     submitted = []
 
@@ -197,9 +197,9 @@ def test_reproduce_without_wait_says_to_run_it_again(tmp_path, monkeypatch):
 def test_a_submission_says_when_auto_precision_was_decided_on_the_submitting_machine(monkeypatch):
     import torch
 
-    import benchmark.hardware as hardware
-    from benchmark.config import resolve_run
-    from benchmark.launchers import auto_precision_warning
+    import benchmark.run.hardware as hardware
+    from benchmark.run.config import resolve_run
+    from benchmark.run.launchers import auto_precision_warning
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(hardware, "cpu_bf16_native", lambda: True)

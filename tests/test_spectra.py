@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.metrics import MetricAccumulator
-from benchmark.spectra import SpectrumAccumulator, detail_ratio, power_spectrum, wavenumbers
+from benchmark.scoring.metrics import MetricAccumulator
+from benchmark.scoring.spectra import SpectrumAccumulator, detail_ratio, power_spectrum, wavenumbers
 
 
 def _field(seed: int = 0, shape=(2, 3, 1, 32, 64)) -> torch.Tensor:

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 import benchmark.cli as cli
 from benchmark.cli import app
-from benchmark.config import RunConfig, resolve_run
-from benchmark.launchers import JOB_FILE
-from benchmark.records import now, write_json_atomic
-from benchmark.status import Heartbeat, heartbeat, run_states, summary
+from benchmark.results.records import now, write_json_atomic
+from benchmark.run.config import RunConfig, resolve_run
+from benchmark.run.launchers import JOB_FILE
+from benchmark.run.status import Heartbeat, heartbeat, run_states, summary
 
 DATASET = "synthetic-weather:t2m"
 LONG_NAMES = ("diffuma-randcond", "predrnn-v2", "e3dlstm", "convlstm", "pastnet", "simvp")
@@ -54,7 +54,7 @@ def dead_pid() -> int:
 @pytest.fixture(scope="module")
 def finished_results(tmp_path_factory) -> tuple[Path, RunConfig]:
     """A results folder with one finished persistence run (seconds)."""
-    from benchmark.runner import execute_run
+    from benchmark.run.runner import execute_run
 
     results = tmp_path_factory.mktemp("finished") / "results"
     config = smoke("persistence")
@@ -122,7 +122,7 @@ def test_planned_runs_never_started_are_listed_first(mixed):
 
 
 def test_a_slurm_job_is_pending_until_it_ends(tmp_path, monkeypatch):
-    from benchmark.launchers import JobInfo
+    from benchmark.run.launchers import JobInfo
 
     monkeypatch.setenv("PATH", str(tmp_path / "no-slurm-here"))  # no sacct, no squeue: the state is unknown
     results = tmp_path / "results"
@@ -154,7 +154,7 @@ def test_a_slurm_job_is_pending_until_it_ends(tmp_path, monkeypatch):
 
 
 def test_heartbeat_is_kept_while_the_block_runs_and_removed_after(tmp_path, monkeypatch):
-    import benchmark.status as status
+    import benchmark.run.status as status
 
     stamps = iter(range(1000))
     monkeypatch.setattr(status, "now", lambda: f"stamp {next(stamps)}")
@@ -175,7 +175,7 @@ def test_heartbeat_is_kept_while_the_block_runs_and_removed_after(tmp_path, monk
 
 
 def test_execute_run_keeps_a_heartbeat_until_it_ends(tmp_path, monkeypatch):
-    import benchmark.runner as runner
+    import benchmark.run.runner as runner
 
     config = smoke("persistence", seed=3)
     seen = []

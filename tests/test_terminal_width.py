@@ -51,7 +51,7 @@ def test_models_wide_lists_summaries(narrow: Console) -> None:
 def test_main_table_at_80_columns(narrow: Console, monkeypatch: pytest.MonkeyPatch, datasets: list[str]) -> None:
     import types
 
-    import benchmark.tables as tables
+    import benchmark.analysis.tables as tables
 
     columns = pd.MultiIndex.from_tuples([(d, m) for d in datasets for m in ("MSE ↓", "MAE ↓", "SSIM ↑")])
     numbers = [["0.01327", "0.07455", "0.9096"] * len(datasets),
@@ -65,7 +65,7 @@ def test_main_table_at_80_columns(narrow: Console, monkeypatch: pytest.MonkeyPat
 
 
 def test_dataset_table_at_80_columns(narrow: Console, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    import benchmark.dataset_table as dataset_table
+    import benchmark.analysis.dataset_table as dataset_table
 
     frame = pd.DataFrame([{"dataset": "synthetic-weather:t2m", "train": 37, "val": 37, "test": 37,
                            "(C, H, W)": "(1, 32, 64)", "T_in": 4, "T_out": 3, "paper train": 2300,

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from benchmark.config import resolve_run
 from benchmark.data.registry import load_dataset
-from benchmark.records import read_record, record_path
-from benchmark.runner import DataCache, execute_run, run_sweep
+from benchmark.results.records import read_record, record_path
+from benchmark.run.config import resolve_run
+from benchmark.run.runner import DataCache, execute_run, run_sweep
 
 DATASET = "synthetic-weather:t2m"
 
@@ -20,16 +20,16 @@ def smoke(model: str, **train) -> object:
 
 
 def test_record_is_complete(tmp_path, monkeypatch):
-    import benchmark.runner
+    import benchmark.run.runner
 
     built = []
-    real_make_record = benchmark.runner.make_record
+    real_make_record = benchmark.run.runner.make_record
 
     def recorded_make_record(*args, **kwargs):
         built.append(real_make_record(*args, **kwargs))
         return built[-1]
 
-    monkeypatch.setattr(benchmark.runner, "make_record", recorded_make_record)
+    monkeypatch.setattr(benchmark.run.runner, "make_record", recorded_make_record)
     config = smoke("convlstm", eval_at=[1, 2])
     record = execute_run(config, tmp_path)
     # the record execute_run returns and stores is the one make_record built, and it reads back equal
@@ -81,7 +81,7 @@ def test_training_never_reads_the_test_split(tmp_path, monkeypatch):
     data.test = WatchedSplit(data.test)
     reads_during_fit = []
 
-    import benchmark.training as training
+    import benchmark.run.training as training
 
     real_fit = training.fit
 
@@ -114,7 +114,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
 
 
 def test_crashed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
-    import benchmark.training as training
+    import benchmark.run.training as training
 
     config = smoke("convlstm", eval_at=[1, 2])
     real_step = training.ForecastModule.training_step
@@ -164,7 +164,7 @@ def test_every_model_trains_and_is_scored_on_generated_chdl(tmp_path):
 def test_default_jobs_is_one_per_core_on_cpu_and_one_for_multi_device_runs(monkeypatch):
     import os
 
-    from benchmark.runner import default_jobs
+    from benchmark.run.runner import default_jobs
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
@@ -193,7 +193,7 @@ def test_record_keeps_the_validation_curve_and_the_planned_schedule(tmp_path):
 
 
 def test_planned_steps_match_lightnings_count(tmp_path):
-    from benchmark.runner import describe_plan
+    from benchmark.run.runner import describe_plan
 
     config = smoke("simvp", epochs=1, limit_train_batches=None)
     plan = describe_plan(config)
@@ -203,7 +203,7 @@ def test_planned_steps_match_lightnings_count(tmp_path):
 
 
 def test_still_improving_reads_the_curve():
-    from benchmark.outcomes import still_improving
+    from benchmark.results.outcomes import still_improving
 
     assert still_improving([{"val_mse": 0.3}, {"val_mse": 0.2}]) is True
     assert still_improving([{"val_mse": 0.2}, {"val_mse": 0.3}]) is False
@@ -212,8 +212,8 @@ def test_still_improving_reads_the_curve():
 
 @pytest.mark.parametrize("name", ["cosine", "constant", "onecycle"])
 def test_learning_rate_schedules(name):
-    from benchmark.config import TRAIN_DEFAULTS
-    from benchmark.training import build_lr_scheduler
+    from benchmark.run.config import TRAIN_DEFAULTS
+    from benchmark.run.training import build_lr_scheduler
 
     cfg = {**TRAIN_DEFAULTS, "scheduler": name, "lr": 1e-2, "min_lr": 1e-5, "warmup_steps": 10}
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg["lr"])
@@ -232,9 +232,9 @@ def test_learning_rate_schedules(name):
 
 
 def test_bad_schedule_settings_are_clear_errors():
-    from benchmark.config import TRAIN_DEFAULTS
-    from benchmark.errors import BenchError
-    from benchmark.training import build_lr_scheduler
+    from benchmark.core.errors import BenchError
+    from benchmark.run.config import TRAIN_DEFAULTS
+    from benchmark.run.training import build_lr_scheduler
 
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     for bad, fragment in [({"scheduler": "linear"}, "Unknown scheduler"),
@@ -245,8 +245,8 @@ def test_bad_schedule_settings_are_clear_errors():
 
 
 def test_a_gpu_run_without_cuda_is_a_clear_error(monkeypatch):
-    from benchmark.errors import ConfigError
-    from benchmark.runner import run_device
+    from benchmark.core.errors import ConfigError
+    from benchmark.run.runner import run_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert run_device("auto") == "cpu" and run_device("cpu") == "cpu"

@@ -17,12 +17,12 @@ import xarray as xr
 from typer.testing import CliRunner
 
 from benchmark.cli import app
+from benchmark.core.errors import ConfigError, DataError
 from benchmark.data.inventory import inventory
 from benchmark.data.regrid import cell_areas, conservative_regrid
 from benchmark.data.wb1_files import GRID_FOLDER, VARIABLES, WB1_LAT, WB1_LON, variable_file, write_variable_year
 from benchmark.data.wb2 import download_weatherbench
 from benchmark.data.weatherbench import load_weatherbench
-from benchmark.errors import ConfigError, DataError
 
 YEARS = (2001, 2002, 2003)
 STEPS = 12  # 6-hourly steps at the start of each year

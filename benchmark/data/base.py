@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from benchmark.shapes import DataShape
+from benchmark.registry.shapes import DataShape
 
 
 @dataclass

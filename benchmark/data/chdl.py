@@ -53,6 +53,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from benchmark.core.errors import ConfigError, DataError
 from benchmark.data.base import Climatology, ForecastData, Normalizer
 from benchmark.data.climatology import PixelMean
 from benchmark.data.frame_sources import MIB, SYNTHETIC_HINT, ArraySource, FolderSource, open_split
@@ -63,8 +64,7 @@ from benchmark.data.registry import register_dataset
 from benchmark.data.regrid import area_average, area_matrix
 from benchmark.data.settings import DataSettings, real_number, whole_number
 from benchmark.data.windows import window_starts
-from benchmark.errors import ConfigError, DataError
-from benchmark.shapes import DataShape
+from benchmark.registry.shapes import DataShape
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.core.errors import DataError
 from benchmark.data.frames import LUMA, FrameChecker, color_error, decode_frame, scale_intensities
-from benchmark.errors import DataError
 
 FRAME_SUFFIXES = (".png", ".tif", ".tiff")
 MIB = 2**20

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmark.errors import DataError
+from benchmark.core.errors import DataError
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 GRAY_MODES: dict[str, int | str] = {"1": 8, "L": 8, "I;16": 16, "I;16L": 16, "I;16B": 16, "I;16N": 16, "F": "float"}

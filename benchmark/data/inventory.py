@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from benchmark.core.errors import DataError
 from benchmark.data.wb1_files import GRID_FOLDER, VARIABLES, format_years, netcdf_engine, year_files
 from benchmark.data.weatherbench import find_grid_folder
-from benchmark.errors import DataError
 
 
 @dataclass

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from benchmark.core.errors import UnknownNameError
 from benchmark.data.base import ForecastData
 from benchmark.data.settings import DataSettings
-from benchmark.errors import UnknownNameError
-from benchmark.registries import Registry
+from benchmark.registry.registries import Registry
 
 DATASET_MODULES = (
     "benchmark.data.weatherbench",

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmark.core.errors import DataError
 from benchmark.data.wb1_files import WB1_LAT, WB1_LON
-from benchmark.errors import DataError
 
 _CHUNK_FRAMES = 512  # frames coarsened at once: bounds the float64 working copy
 

@@ -3,7 +3,7 @@
 Each dataset subclasses `DataSettings` (the keys every dataset reads: `root`, `t_in`, `t_out`),
 declares its keys as fields with their defaults and checks and normalizes their values in
 `__post_init__`. `from_config` builds one from a run's `data` dict and refuses keys the class does
-not declare; `benchmark.config.resolve_run` uses the same class to sort a profile's keys and to check
+not declare; `benchmark.run.config.resolve_run` uses the same class to sort a profile's keys and to check
 their values before any run starts.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, TypeVar
 
-from benchmark.errors import ConfigError
+from benchmark.core.errors import ConfigError
 
 S = TypeVar("S", bound="DataSettings")
 

@@ -43,11 +43,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from benchmark.core.errors import ConfigError
 from benchmark.data.base import ForecastData
 from benchmark.data.chdl import ChdlSettings, load_chdl_from_root
 from benchmark.data.locations import cache_folder
 from benchmark.data.registry import register_dataset
-from benchmark.errors import ConfigError
 
 GENERATOR_VERSION = 1
 MANIFEST = "synthetic-chdl.json"

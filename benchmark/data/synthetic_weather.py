@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmark.core.errors import ConfigError
 from benchmark.data.base import ForecastData
 from benchmark.data.locations import cache_folder
 from benchmark.data.registry import register_dataset
@@ -41,7 +42,6 @@ from benchmark.data.wb1_files import (
 )
 from benchmark.data.weather_model import simulate
 from benchmark.data.weatherbench import WeatherBenchSettings, load_from_grid_folder, require_task
-from benchmark.errors import ConfigError
 
 GENERATOR_VERSION = 1
 MANIFEST = "synthetic-weather.json"

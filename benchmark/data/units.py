@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from benchmark.core.errors import DataError
 from benchmark.data.wb1_files import VARIABLES
-from benchmark.errors import DataError
 
 _UNIT_ALIASES = {
     "K": {"k", "kelvin", "degk", "deg_k", "degreesk"},

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from benchmark.errors import ConfigError
+from benchmark.core.errors import ConfigError
 
 GRID_FOLDER = "5.625deg"
 GRID_SHAPE = (32, 64)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from benchmark.core.errors import ConfigError, DataError
 from benchmark.data.wb1_files import (
     GRID_FOLDER,
     GRID_SHAPE,
@@ -24,7 +25,6 @@ from benchmark.data.wb1_files import (
     variable_file,
     year_files,
 )
-from benchmark.errors import ConfigError, DataError
 
 
 class FileReader:

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.core.errors import ConfigError, DataError
 from benchmark.data.wb1_files import GRID_FOLDER, VARIABLES, Variable, format_years, variable_file
 from benchmark.data.wb2 import (
     DEFAULT_VARIABLES,
@@ -60,7 +61,6 @@ from benchmark.data.wb2 import (
     resolve_years,
     verify_file,
 )
-from benchmark.errors import ConfigError, DataError
 
 ZIP_FOLDER = "wb1-zips"  # under the root, next to 5.625deg/
 _READ_BYTES = 1 << 20  # bytes read from the connection at once

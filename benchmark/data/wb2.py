@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from benchmark.core.errors import ConfigError, DataError
 from benchmark.data.regrid import GridMapper
 from benchmark.data.units import guess_fraction_units, unit_conversion
 from benchmark.data.wb1_files import (
@@ -72,7 +73,6 @@ from benchmark.data.wb1_files import (
     variable_file,
     write_variable_year,
 )
-from benchmark.errors import ConfigError, DataError
 
 # The hourly 0.25-degree ERA5 store of ARCO-ERA5 (1940 onwards, 37 levels, chunked one hour per
 # chunk), the full-resolution store WeatherBench 2 builds on. Its address is documented in the

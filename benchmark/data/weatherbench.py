@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.core.errors import ConfigError, DataError
 from benchmark.data.base import ForecastData
 from benchmark.data.climatology import calendar_climatology
 from benchmark.data.locations import ROOT_ENV
@@ -56,8 +57,7 @@ from benchmark.data.wb1_files import (
 )
 from benchmark.data.wb1_reader import FileReader, hours_text
 from benchmark.data.windows import WindowDataset, window_starts
-from benchmark.errors import ConfigError, DataError
-from benchmark.shapes import DataShape
+from benchmark.registry.shapes import DataShape
 
 SPLITS = ("train", "val", "test")
 

@@ -11,7 +11,7 @@ computed elsewhere from this data.
 order of appearance, which matches the text's references):
 
 - Table 1 (datasets): its column labels are empty in the extraction. The five cells per row are read
-  as train samples, test samples, (C, H, W), T_in, T_out (as `benchmark.dataset_table.PAPER_TABLE1`);
+  as train samples, test samples, (C, H, W), T_in, T_out (as `benchmark.analysis.dataset_table.PAPER_TABLE1`);
   (C, H, W) is stored as `channels`, `height`, `width`. The CHDL row has no Type cell.
 - Table 2 (main results): "Weatherbench | CHDL" over "Cloud_cover | Component_of_wind | Humidity |
   Temperature" (the CHDL group has no sub-label) over fifteen MSE/MAE/SSIM columns: read as the four
@@ -47,7 +47,7 @@ order of appearance, which matches the text's references):
 **Naming.** `model` is our registry name, `paper_model` the table's spelling (`MODEL_NAMES`, which
 also covers the text's spellings); `dataset` is ours (`weatherbench:<task>`, `chdl`), with the
 paper's `paper_dataset` / `paper_task` beside it (Cloud_cover = tcc, Component_of_wind = uv10,
-Humidity = r, Temperature = t2m); `metric` uses `benchmark.metrics` names (mse, mae, ssim) or, in
+Humidity = r, Temperature = t2m); `metric` uses `benchmark.scoring.metrics` names (mse, mae, ssim) or, in
 Table 1, the quantity (`TABLE_METRICS`); `epoch` (Tables 3-4) and `t_out` (Table 5) are integers.
 """
 
@@ -59,7 +59,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.errors import DataError, UnknownNameError
+from benchmark.core.errors import DataError, UnknownNameError
 
 PAPER_CSV = Path(__file__).with_name("diffuma_paper.csv")
 PAPER_SPACE = "normalized"  # assumed: see the module docstring
@@ -202,7 +202,7 @@ def write_paper_numbers(frame: pd.DataFrame, path: str | Path) -> None:
 
 def paper_table(table_id: int, sweep_dataset: str = DEFAULT_SWEEP_DATASET,
                 frame: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One table, wide, shaped like ours in `benchmark.tables` (rows in the paper's order).
+    """One table, wide, shaped like ours in `benchmark.analysis.tables` (rows in the paper's order).
 
     Table 1: rows dataset, columns quantity. Table 2: rows model, columns (dataset, metric).
     Tables 3-4: rows (dataset, model), columns (epoch, metric). Table 5: rows (dataset, model),

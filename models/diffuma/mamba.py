@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.errors import ConfigError
+from benchmark.core.errors import ConfigError
 
 BACKENDS = ("auto", "mambapy", "mamba_ssm")
 DT_MIN, DT_MAX, DT_INIT_FLOOR = 1e-3, 1e-1, 1e-4

@@ -117,9 +117,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from benchmark.model_api import ForecastModel, ModelConfig
 from benchmark.registry import register_model
-from benchmark.shapes import DataShape
+from benchmark.registry.model_api import ForecastModel, ModelConfig
+from benchmark.registry.shapes import DataShape
 from models.diffuma.diffusion import NUM_TIMESTEPS, FrameDiT, add_noise, linear_beta_schedule
 from models.diffuma.mamba import BACKENDS, BiMambaBlock, resolve_backend
 
