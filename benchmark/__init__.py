@@ -2,7 +2,7 @@
 
 The package is laid out by stage (README, "Layout"): `cli`, `registry`, `data`, `run`, `scoring`, `results`,
 `analysis`, `present` (`core`: what every stage uses). One import from before that layout stays public because
-plugins written against it import it: `benchmark.registry.model_api`, which is `benchmark.registry.model_api` (the same
+plugins written against it import it: `benchmark.model_api`, which is `benchmark.registry.model_api` (the same
 module object, imported only when asked for, so `bench --help` still imports no torch).
 """
 
@@ -16,7 +16,7 @@ from types import ModuleType
 
 __version__ = "0.1.0"
 
-PUBLIC_ALIASES = {"benchmark.registry.model_api": "benchmark.registry.model_api"}
+PUBLIC_ALIASES = {"benchmark.model_api": "benchmark.registry.model_api"}
 
 
 class _PublicAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
