@@ -9,6 +9,7 @@ import pytest
 from rich.console import Console
 
 import benchmark.cli as cli
+from benchmark.cli import common, data, models, plot, predict, report, reproduce, run, table
 
 WIDTH = 80
 
@@ -17,7 +18,8 @@ WIDTH = 80
 def narrow(monkeypatch: pytest.MonkeyPatch) -> Console:
     # rich reads COLUMNS when the console is made (at import), so CliRunner's env would not reach it
     console = Console(width=WIDTH, record=True, force_terminal=False, color_system=None)
-    monkeypatch.setattr(cli, "console", console)
+    for module in (common, data, models, plot, predict, report, reproduce, run, table):  # each imported it by name
+        monkeypatch.setattr(module, "console", console)
     return console
 
 
@@ -35,7 +37,7 @@ def _on_one_line(lines: list[str], *words: str) -> None:
 def test_models_at_80_columns(narrow: Console) -> None:
     from benchmark.registry import get_model_spec, list_models
 
-    cli.models(shape="12,1,32,64", profile="smoke", dataset="synthetic-weather:t2m", wide=False)
+    models.models(shape="12,1,32,64", profile="smoke", dataset="synthetic-weather:t2m", wide=False)
     lines = _lines(narrow)
     _on_one_line(lines, *list_models(), *(get_model_spec(n).paper_name for n in list_models()), "parameters")
     table_rows = [line for line in lines if line.startswith("│")]
@@ -43,7 +45,7 @@ def test_models_at_80_columns(narrow: Console) -> None:
 
 
 def test_models_wide_lists_summaries(narrow: Console) -> None:
-    cli.models(shape="12,1,32,64", profile="smoke", dataset="synthetic-weather:t2m", wide=True)
+    models.models(shape="12,1,32,64", profile="smoke", dataset="synthetic-weather:t2m", wide=True)
     _on_one_line(_lines(narrow), "simvp (cnn): SimVP")
 
 
@@ -58,7 +60,7 @@ def test_main_table_at_80_columns(narrow: Console, monkeypatch: pytest.MonkeyPat
                ["1.151", "0.8466", "[bold]0.1610[/bold]"] * len(datasets)]
     text = pd.DataFrame(numbers, index=pd.Index(["persistence", "diffuma-randcond †‡"], name="model"), columns=columns)
     monkeypatch.setattr(tables, "formatted", lambda built, bold: text)
-    cli._print_table(types.SimpleNamespace(name="main", caption="† : not better than persistence. " * 5))
+    table._print_table(types.SimpleNamespace(name="main", caption="† : not better than persistence. " * 5))
     lines = _lines(narrow)
     _on_one_line(lines, *datasets, "0.01327", "0.07455", "0.9096", "1.151", "0.8466", "0.1610", "MSE ↓")
     assert any("diffuma-randcond †‡" in line and "1.151" in line for line in lines)
@@ -73,7 +75,7 @@ def test_dataset_table_at_80_columns(narrow: Console, monkeypatch: pytest.Monkey
                            "paper T_out": 12, "note": "stand-in for weatherbench:t2m " * 4}],
                          columns=dataset_table.COLUMNS)
     monkeypatch.setattr(dataset_table, "dataset_table", lambda *a, **k: frame)
-    cli._dataset_table(None, "smoke", None, tmp_path, ("csv",))
+    table._dataset_table(None, "smoke", None, tmp_path, ("csv",))
     _on_one_line(_lines(narrow), "synthetic-weather:t2m", "2300", "657", "(1, 32, 64)", "4→3", "12→12")
 
 
@@ -97,7 +99,7 @@ def test_profile_at_80_columns(narrow: Console, tmp_path) -> None:
              "train_step_seconds": 101.234, "inference_samples_per_second": 12345.6, "peak_memory_mib": 54321.0,
              "memory_kind": "cpu peak RSS growth", "device": "cpu", "threads": 2, "note": ""}
             for name in list_models() for precision in ("32-true", "bf16-mixed")]
-    cli._print_profile(rows, "12,1,32,64", 4, "paper", ["32-true", "bf16-mixed"], failed=False)
+    models._print_profile(rows, "12,1,32,64", 4, "paper", ["32-true", "bf16-mixed"], failed=False)
     lines = _lines(narrow)
     for name in list_models():
         assert any(line.split()[:2] == [name, "bf16-mixed"] for line in lines if line.strip()), name

@@ -1,5 +1,6 @@
 """What every `bench` command shares: the consoles and the translation of user errors."""
 
+
 from __future__ import annotations
 
 import contextlib
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table as RichTable
 
 from benchmark.core.errors import BenchError, BenchWarning
 
@@ -74,3 +76,16 @@ def friendly_errors(command: F) -> F:
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def plain_width(cells: Any, header: str = "") -> int:
+    """Width a column needs so that no cell folds: its longest cell, its header's longest word."""
+    from rich.text import Text
+
+    widths = [Text.from_markup(str(c)).cell_len for c in cells]
+    return max([*widths, *(len(word) for word in header.split()), 1])
+
+
+def whole_column(table: RichTable, header: str, cells: Any, **kwargs: Any) -> None:
+    """A column of names or numbers: as wide as its content, never folded or cut."""
+    table.add_column(header, min_width=plain_width(cells, header), no_wrap=True, **kwargs)

@@ -1,10 +1,17 @@
 """`bench plot`: the paper's figures from the stored run records (`benchmark.present.plots`, imported only when run)."""
 
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.cli.common import console, require_run_records
+import typer
+
+from benchmark.cli.common import (
+    console,
+    friendly_errors,
+    require_run_records,
+)
 from benchmark.core.errors import BenchError
 
 
@@ -37,3 +44,19 @@ def plot_command(results: Path, out: Path, formats: str) -> None:
             console.print(f"{name}: skipped (the records have nothing to draw it from)")
         for path in paths:
             console.print(f"{name}: {path}", highlight=False, soft_wrap=True)
+
+
+@friendly_errors
+def plot(
+    results: Path = typer.Option(Path("results"), "--results", help="Folder of run records."),
+    out: Path = typer.Option(Path("figures"), "--out", help="Folder the figures are written to."),
+    format_: str = typer.Option("png,pdf", "--format", "-f", help="Comma-separated: png, pdf, svg."),
+) -> None:
+    """The paper's figures from the stored runs (grids, curves, spectra with detail ratios).
+
+    Prediction grids (inputs, truth, each model and its error), learning curves, the epoch sweep beside
+    the paper's, per-lead curves and power spectra; PNG and PDF.
+    """
+    from benchmark.cli.plot import plot_command
+
+    plot_command(results, out, format_)

@@ -1,11 +1,14 @@
 """`bench predict` (a finished run's test forecasts as netCDF) and `bench ensemble` (its test split
 scored as an ensemble, stored in its record). Both load the run's best checkpoint (`benchmark.run.finished_run`)."""
 
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.cli.common import console
+import typer
+
+from benchmark.cli.common import console, friendly_errors
 from benchmark.core.errors import BenchError
 
 
@@ -97,3 +100,41 @@ def ensemble_command(run_id: str, results: Path, members: int, seed: int, ensemb
 
 def _or_dash(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+@friendly_errors
+def predict(
+    run_id: str = typer.Argument(..., help="The run's id (its folder under --results)."),
+    results: Path = typer.Option(Path("results"), "--results", help="Folder of run records."),
+    out: Path | None = typer.Option(None, "--out", help="The netCDF file (default: <results>/<run_id>/forecasts.nc)."),
+    accelerator: str = typer.Option("auto", "--accelerator", help="auto (CUDA when present), cpu or gpu."),
+) -> None:
+    """A finished run's forecasts of the whole test split as netCDF (WeatherBench 2 layout; CHDL as frames).
+
+    Loads the run's best checkpoint, the weights its test metrics were computed with; physical units.
+    """
+    from benchmark.cli.predict import predict_command
+
+    predict_command(run_id, results, out, accelerator)
+
+
+@friendly_errors
+def ensemble(
+    run_id: str = typer.Argument(..., help="The run's id (its folder under --results)."),
+    results: Path = typer.Option(Path("results"), "--results", help="Folder of run records."),
+    members: int = typer.Option(8, "--members", "-n", help="Ensemble size N (at least 2)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the members' noise."),
+    ensemble_t: int | None = typer.Option(None, "--ensemble-t", help="Noise level (diffusion step) the single pass "
+                                          "is noised to (default: the model's ensemble_t)."),
+    ensemble_steps: int | None = typer.Option(None, "--ensemble-steps", help="DDIM steps back to a clean forecast "
+                                              "(default: the model's ensemble_steps)."),
+    accelerator: str = typer.Option("auto", "--accelerator", help="auto (CUDA when present), cpu or gpu."),
+) -> None:
+    """Score a finished DIFFUMA run's test split as an ensemble: fair CRPS, spread/skill, rank histogram.
+
+    The members differ only in diffusion noise (`DIFFUMA.sample_ensemble`); the scores go into the run's
+    record under `ensemble` (the run id does not change) and reach `bench table --metrics crps,spread_skill`.
+    """
+    from benchmark.cli.predict import ensemble_command
+
+    ensemble_command(run_id, results, members, seed, ensemble_t, ensemble_steps, accelerator)

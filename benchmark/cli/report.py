@@ -1,11 +1,18 @@
 """`bench report`: the front end of `benchmark.present.report` (figures by `benchmark.present.plots`, then the
 report)."""
 
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.cli.common import console, require_run_records
+import typer
+
+from benchmark.cli.common import (
+    console,
+    friendly_errors,
+    require_run_records,
+)
 
 
 def report_command(results: Path, out: Path, plots: bool = True) -> None:
@@ -28,3 +35,19 @@ def _plot(results: Path, out: Path) -> dict[str, list[Path]]:
 
     with console.status(f"drawing the figures from {results}/ ..."):
         return plot_all(results, out / "figures")
+
+
+@friendly_errors
+def report(
+    results: Path = typer.Option(Path("results"), "--results", help="Folder of run records."),
+    out: Path = typer.Option(Path("report"), "--out", help="Folder for report.html, report.md and figures/."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the figures into the report."),
+) -> None:
+    """One self-contained HTML report of the stored runs, and the same as Markdown.
+
+    Every table the runs support beside the paper's, significance, claims, figures, the runs' data and
+    environment, and what was not run.
+    """
+    from benchmark.cli.report import report_command
+
+    report_command(results, out, plots)

@@ -1,5 +1,6 @@
 """`bench reproduce`: the front end of `benchmark.run.reproduce` (plan, dry-run listing, sweep, tables)."""
 
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -9,7 +10,26 @@ from typing import Any
 import typer
 from rich.table import Table as RichTable
 
-from benchmark.cli.common import console, error_console
+from benchmark.cli.common import console, error_console, friendly_errors
+from benchmark.cli.options import (
+    ACCOUNT,
+    ARRAY,
+    CPUS,
+    EXECUTOR,
+    GPUS,
+    LAUNCHER,
+    MEM,
+    NODES,
+    PARTITION,
+    SBATCH,
+    TIME,
+    WAIT,
+    Launcher,
+    SlurmExecutor,
+    int_list,
+    slurm_options,
+)
+from benchmark.core.errors import BenchError
 
 
 def reproduce_command(suite_name: str, profile: str, seeds: list[int], dataset: str | None, models: str | None,
@@ -115,3 +135,44 @@ def _print_dry_run(plan: Any, results: Path) -> None:
     for note in plan.notes:
         console.print(note)
     console.print("Dry run: nothing was run or written.")
+
+
+@friendly_errors
+def reproduce(
+    suite: str = typer.Argument("diffuma-paper", help="A shipped suite (diffuma-paper) or a suite YAML file."),
+    profile: str = typer.Option("quick", "--profile", "-p", help="smoke | quick | paper."),
+    seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Replace the profile's datasets."),
+    models: str | None = typer.Option(None, "--models", "-m", help="Only these of the suite's models."),
+    results: Path = typer.Option(Path("results"), "--results", help="Folder of run records."),
+    out: Path | None = typer.Option(None, "--out", help="Tables folder (default tables/<suite>/)."),
+    data_root: Path | None = typer.Option(None, "--data-root", help="Override data.root (dataset folder)."),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", help="Runs at once (as bench run)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs, their cost and the bench run commands."),
+    launcher: Launcher = LAUNCHER,
+    partition: str | None = PARTITION,
+    time_: str | None = TIME,
+    gpus_per_node: int | None = GPUS,
+    nodes: int | None = NODES,
+    cpus_per_task: int | None = CPUS,
+    mem: str | None = MEM,
+    account: str | None = ACCOUNT,
+    sbatch: list[str] = SBATCH,
+    array_parallelism: int | None = ARRAY,
+    wait: bool = WAIT,
+    slurm_executor: SlurmExecutor = EXECUTOR,
+) -> None:
+    """Every run a paper's tables need (shared with `bench run`, finished ones skipped), then all its tables.
+
+    With --launcher slurm the missing runs are submitted as SLURM jobs; the tables follow with --wait,
+    or when the same command is run again once `bench status` shows the runs finished.
+    """
+    from benchmark.cli.reproduce import reproduce_command
+
+    slurm = slurm_options(launcher, slurm_executor, partition, time_, gpus_per_node, nodes, cpus_per_task, mem,
+                           account, sbatch, array_parallelism, wait)
+    if slurm is not None and jobs is not None:
+        raise BenchError("--jobs sets how many runs execute at once here; with --launcher slurm every run is a job "
+                         "of its own (--array-parallelism N caps how many run at once).")
+    reproduce_command(suite, profile, int_list(seeds, "--seeds") or [0], dataset, models, results, out,
+                      data_root, jobs, dry_run, slurm=slurm, wait=wait)
