@@ -86,3 +86,11 @@ def test_the_walk_sees_a_circle_closed_by_a_lazy_import(tmp_path):
     assert cycles(import_graph([package])) in (
         [["pkg.a", "pkg.b", "pkg.c", "pkg.a"]], [["pkg.b", "pkg.c", "pkg.a", "pkg.b"]],
         [["pkg.c", "pkg.a", "pkg.b", "pkg.c"]])
+
+
+def test_every_module_of_the_benchmark_is_in_a_stage_folder():
+    package = ROOT / "benchmark"
+    loose = sorted(path.name for path in package.glob("*.py") if path.name not in ("__init__.py", "__main__.py"))
+    assert not loose, f"modules outside a stage folder: {loose} (README, Layout: which folder takes them)"
+    stages = {path.parent.name for path in package.glob("*/__init__.py")}
+    assert stages == {"cli", "registry", "core", "data", "run", "scoring", "results", "analysis", "present", "paper"}
