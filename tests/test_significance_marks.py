@@ -162,8 +162,8 @@ def test_significant_cells_known_answers():
     marks = pd.DataFrame(strong + marginal + lost + extra)
     cells, missed = claims.significant_cells(marks, ("mse", "mae", "ssim"))
     assert cells == 3 and len(missed) == 2  # persistence is not one of the paper's baselines
-    assert missed[0].startswith("d MAE:") and "n.s., p=0.06" in missed[0]
-    assert missed[1].startswith("d SSIM:") and "worse" in missed[1]
+    assert missed[0].startswith("d MAE:") and "better, n.s., p=0.06" in missed[0]
+    assert missed[1].startswith("d SSIM:") and "significantly worse" in missed[1]
     only_mse, none_missed = claims.significant_cells(marks, ("mse",))
     assert (only_mse, none_missed) == (1, [])
     # a baseline without runs in a cell keeps the claim from holding there
