@@ -19,12 +19,18 @@ and `out_proj`, a bias on the convolutions. `bidirectional=False` drops the `_b`
 Selective-scan backends, chosen by the device of the tensors (not by whether the host has CUDA):
 - `"mamba_ssm"`: `mamba_ssm.ops.selective_scan_interface.selective_scan_fn`, the fused CUDA kernel
   of package `mamba-ssm` (the optional `cuda` extra; it only imports where CUDA is present);
-- `"mambapy"`: the pure-PyTorch parallel (Blelloch) scan `mambapy.pscan.pscan`, on any device.
-Both read the same parameters, and the block computes the scan's inputs once for both
-(`selective_scan` below), so a checkpoint trained under one loads and runs under the other.
-`"auto"` uses `mamba_ssm` for CUDA tensors when it imports and `mambapy` otherwise; the block
-resolves the backend on every call from its input's device, so a model built on a CUDA host and
-run on a CPU uses the CPU scan.
+- `"lean"`: `models.diffuma.scan.lean_selective_scan`, the exact recurrence as a loop over the
+  sequence that saves only its inputs and recomputes the states in the backward pass (ours, issue
+  22), on any device;
+- `"mambapy"`: the pure-PyTorch parallel (Blelloch) scan `mambapy.pscan.pscan`, on any device; it
+  keeps several copies of the `(N, L, d_inner, d_state)` states for autograd (the CPU default
+  before issue 22, kept selectable to measure against).
+All read the same parameters, and the block computes the scan's inputs once for all
+(`selective_scan` below), so a checkpoint trained under one loads and runs under another.
+`"auto"` uses `mamba_ssm` for CUDA tensors when it imports, `mambapy` for other CUDA tensors (as
+before; the lean loop was not measured on a GPU) and `lean` on the CPU; the block resolves the
+backend on every call from its input's device, so a model built on a CUDA host and run on a CPU
+uses the CPU scan.
 
 Choices (the paper is silent):
 - the directions are fused by addition (the paper allows addition or concatenation), without
@@ -37,7 +43,8 @@ Choices (the paper is silent):
 - on the CPU the parallel scan pads the sequence to a power of two (12 -> 16). At 12 steps it is
   not faster than a plain loop over the steps: measured, forward + backward of one direction at
   512 sequences, d_inner 96, d_state 8 on one core, 0.24 s against 0.11 s for the loop (the
-  reference recurrence of tests/test_diffuma.py, which it matches to 1e-5).
+  reference recurrence of tests/test_diffuma.py, which it matches to 1e-5). Hence the `lean`
+  backend, the CPU default since issue 22 (models.diffuma.scan).
 """
 
 from __future__ import annotations
@@ -51,8 +58,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.errors import ConfigError
+from models.diffuma.scan import lean_selective_scan
 
-BACKENDS = ("auto", "mambapy", "mamba_ssm")
+BACKENDS = ("auto", "lean", "mambapy", "mamba_ssm")
 DT_MIN, DT_MAX, DT_INIT_FLOOR = 1e-3, 1e-1, 1e-4
 
 
@@ -69,7 +77,7 @@ def mamba_ssm_available() -> bool:
 
 
 def resolve_backend(requested: str, device: torch.device | str) -> str:
-    """The backend ("mambapy" or "mamba_ssm") that a `mamba_backend` setting runs on `device`.
+    """The backend ("lean", "mambapy" or "mamba_ssm") that a `mamba_backend` setting runs on `device`.
 
     Raises `ConfigError` for an unknown setting, and for "mamba_ssm" where it cannot run: on a
     device that is not CUDA, or where the package does not import.
@@ -78,8 +86,8 @@ def resolve_backend(requested: str, device: torch.device | str) -> str:
         raise ConfigError(f"Unknown mamba_backend {requested!r}. Use one of: {', '.join(BACKENDS)}.")
     device = torch.device(device)
     fix = (
-        "use --set model.mamba_backend=auto (mamba_ssm on CUDA when it imports, mambapy elsewhere) or "
-        "--set model.mamba_backend=mambapy (pure PyTorch, the same parameters)."
+        "use --set model.mamba_backend=auto (mamba_ssm on CUDA when it imports, a pure-PyTorch scan elsewhere) or "
+        "--set model.mamba_backend=lean (pure PyTorch, the same parameters)."
     )
     if device.type != "cuda":
         if requested == "mamba_ssm":
@@ -87,9 +95,9 @@ def resolve_backend(requested: str, device: torch.device | str) -> str:
                 f"model.mamba_backend='mamba_ssm' cannot run on device {str(device)!r}: mamba_ssm's selective "
                 f"scan is a CUDA kernel. Run on a CUDA device, or {fix}"
             )
-        return "mambapy"
-    if requested == "mambapy":
-        return "mambapy"
+        return "mambapy" if requested == "mambapy" else "lean"
+    if requested in ("mambapy", "lean"):
+        return requested
     if mamba_ssm_available():
         return "mamba_ssm"
     if requested == "mamba_ssm":
@@ -131,8 +139,10 @@ def selective_scan(
             delta_softplus=True,
         )
         return y.transpose(1, 2)
+    if backend == "lean":
+        return lean_selective_scan(u, delta, A, B, C, D, delta_bias)
     if backend != "mambapy":
-        raise ConfigError(f"selective_scan needs a resolved backend (mambapy or mamba_ssm), got {backend!r}.")
+        raise ConfigError(f"selective_scan needs a resolved backend (lean, mambapy or mamba_ssm), got {backend!r}.")
     from mambapy.pscan import pscan
 
     # The recurrence, its exponentials and the read-out run in float32 whatever the autocast
