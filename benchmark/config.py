@@ -133,7 +133,8 @@ def check_train(train: dict[str, Any], model: str, dataset: str) -> None:
 EXECUTION_KEYS = {
     "train": {"num_workers", "accelerator", "devices", "num_nodes", "strategy", "stored_predictions"},
     "data": {"root"},
-    "model": {"grad_checkpoint"},  # recomputation instead of storage: same numbers, less memory
+    # recomputation instead of storage: same numbers, less memory
+    "model": {"grad_checkpoint", "dit_grad_checkpoint"},
 }
 
 

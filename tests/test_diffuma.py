@@ -62,6 +62,8 @@ PAPER_DEFAULTS = {
     "bidirectional": True,
     "mamba_backend": "auto",
     "grad_checkpoint": False,
+    "fuse": "sum",
+    "norm": "post",
 }
 PAPER_DIT_DEFAULTS = {
     "dit_depth": 12,
@@ -71,6 +73,7 @@ PAPER_DIT_DEFAULTS = {
     "patch_size": None,
     "lam": 1.0,
     "diff_weight": 1.0,
+    "dit_grad_checkpoint": True,
 }
 
 
@@ -319,21 +322,53 @@ def test_reconstruction_loss_alone_trains_the_mamba_path():
     assert _encoder_grad(model, x, y) > 0.0
 
 
-def test_gradient_checkpointing_gives_the_same_gradients_and_the_same_run_id():
+@pytest.mark.parametrize("backend", ["lean", "mambapy"])
+def test_gradient_checkpointing_gives_the_same_gradients_and_the_same_run_id(backend):
     from benchmark.config import resolve_run
 
     x, y = _data(2, 3, 1, 16, 16)
-    grads = []
-    for flag in (False, True):
-        model = _build("diffuma", (2, 3, 1, 16, 16), grad_checkpoint=flag)
+    grads, losses = [], []
+    settings = [{"grad_checkpoint": False}, {"grad_checkpoint": True},
+                {"grad_checkpoint": True, "dit_grad_checkpoint": False}]
+    for setting in settings:
+        model = _build("diffuma", (2, 3, 1, 16, 16), mamba_backend=backend, **setting)
+        assert model.mamba.grad_checkpoint is setting["grad_checkpoint"]
+        assert model.dit.grad_checkpoint is (setting["grad_checkpoint"] and setting.get("dit_grad_checkpoint", True))
+        torch.manual_seed(5)  # the same diffusion noise and timesteps for every setting
         loss, _ = model.training_loss(x, y, 0)
         loss.backward()
-        grads.append(torch.cat([p.grad.flatten() for p in model.mamba.parameters() if p.grad is not None]))
-        assert model.mamba.grad_checkpoint is flag
-    torch.testing.assert_close(grads[0], grads[1])
+        losses.append(loss.detach())
+        # every parameter of both paths (at initialisation most DiT gradients are zero: the next test
+        # compares them after training)
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
+    assert any(name.startswith("dit.blocks.") for name in grads[0])
+    for other, loss in zip(grads[1:], losses[1:], strict=True):
+        torch.testing.assert_close(loss, losses[0], rtol=0, atol=0)
+        assert other.keys() == grads[0].keys()
+        for name, grad in other.items():
+            torch.testing.assert_close(grad, grads[0][name], rtol=1e-6, atol=1e-7, msg=name)
     plain = resolve_run("smoke", "diffuma", "synthetic-weather:t2m", 0)
-    saving = resolve_run("smoke", "diffuma", "synthetic-weather:t2m", 0, {"model": {"grad_checkpoint": True}})
+    saving = resolve_run("smoke", "diffuma", "synthetic-weather:t2m", 0,
+                         {"model": {"grad_checkpoint": True, "dit_grad_checkpoint": False}})
     assert saving.model_args["grad_checkpoint"] and plain.run_id == saving.run_id
+
+
+def test_dit_checkpointing_gives_the_same_gradients_through_a_trained_dit():
+    # At initialisation the DiT's adaLN-Zero layers are zero, so most DiT gradients are zero
+    # whatever the checkpointing: compare after Adam steps have made them non-zero.
+    x, y = _data(2, 3, 1, 16, 16)
+    model = _build("diffuma", (2, 3, 1, 16, 16))
+    _adam_steps(model, x, y, steps=2)
+    grads = []
+    for flag in (False, True):
+        model.dit.grad_checkpoint = flag
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(7)
+        loss, _ = model.training_loss(x, y, 0)
+        loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.dit.blocks.parameters()]))
+    assert grads[0].abs().sum() > 0
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-6, atol=1e-7)
 
 
 def test_random_condition_carries_no_gradient():
@@ -429,12 +464,14 @@ def test_parallel_scan_matches_the_sequential_recurrence(length):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=f"gradient of {name}")
 
 
-def test_block_is_the_papers_bidirectional_block():
+@pytest.mark.parametrize("fuse,norm", [("sum", "post"), ("mean", "post"), ("sum", "pre"), ("mean", "pre")])
+def test_block_is_the_papers_bidirectional_block(fuse, norm):
     # Recompute the block by hand from its parameters with the sequential reference scan:
     # one input projection, two conv+scan directions (the backward one on the flipped sequence),
-    # fused by addition, one SiLU gate, one output projection, residual + post-norm.
+    # fused by addition (halved with fuse="mean", Vim's), one SiLU gate, one output projection,
+    # residual + post-norm (or, norm="pre", Vim's pre-norm: z + block(LayerNorm(z))).
     torch.manual_seed(0)
-    block = BiMambaBlock(8, d_state=4, d_conv=3, expand=2)
+    block = BiMambaBlock(8, d_state=4, d_conv=3, expand=2, fuse=fuse, norm=norm)
     z = torch.randn(5, 7, 8)
 
     def direction(x, suffix):
@@ -444,13 +481,31 @@ def test_block_is_the_papers_bidirectional_block():
         A = -torch.exp(getattr(block, "A_log" + suffix))
         return _reference_scan(u, dt @ dt_proj.weight.T, A, B, C, getattr(block, "D" + suffix), dt_proj.bias)
 
+    def layer_norm(v):
+        return F.layer_norm(v, (8,), block.norm.weight, block.norm.bias)
+
     with torch.no_grad():
-        x, gate = (z @ block.in_proj.weight.T).chunk(2, dim=-1)
+        x, gate = ((layer_norm(z) if norm == "pre" else z) @ block.in_proj.weight.T).chunk(2, dim=-1)
         mixed = direction(x, "") + direction(x.flip(1), "_b").flip(1)
-        expected = F.layer_norm(
-            z + (mixed * F.silu(gate)) @ block.out_proj.weight.T, (8,), block.norm.weight, block.norm.bias
-        )
+        if fuse == "mean":
+            mixed = mixed / 2
+        out = z + (mixed * F.silu(gate)) @ block.out_proj.weight.T
+        expected = layer_norm(out) if norm == "post" else out
         torch.testing.assert_close(block(z), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_pre_norm_path_ends_in_a_final_layer_norm():
+    post = _build("diffuma-mamba", (3, 2, 1, 16, 16))
+    pre = _build("diffuma-mamba", (3, 2, 1, 16, 16), norm="pre", fuse="mean")
+    assert post.mamba.final_norm is None and isinstance(pre.mamba.final_norm, torch.nn.LayerNorm)
+    assert all(block.norm_position == "pre" and block.fuse == "mean" for block in pre.mamba.blocks)
+    x, _ = _data(3, 2, 1, 16, 16)
+    features = pre.mamba.features(x)  # (B, L, D, h, w): unit scale over D after the final norm
+    torch.testing.assert_close(features.mean(dim=2), torch.zeros_like(features[:, :, 0]), rtol=0, atol=1e-5)
+    with pytest.raises(ConfigError, match="fuse"):
+        _build("diffuma", (3, 2, 1, 16, 16), fuse="concat")
+    with pytest.raises(ConfigError, match="norm"):
+        _build("diffuma", (3, 2, 1, 16, 16), norm="sandwich")
 
 
 @pytest.mark.parametrize("bidirectional", [True, False])
