@@ -42,13 +42,16 @@ def _compute_dtype(u: torch.Tensor) -> torch.dtype:
     return torch.float64 if u.dtype == torch.float64 else torch.float32
 
 
-def _states(u: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-    """All states `h_1..h_L` of the recurrence, `(N, L, d_inner, d_state)` (the backward pass's working copy)."""
-    n, length, d_inner = u.shape
-    states = u.new_empty(n, length, d_inner, A.shape[1])
-    h = u.new_zeros(n, d_inner, A.shape[1])
+def _states(dtu: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """All states `h_1..h_L` of the recurrence, `(N, L, d_inner, d_state)` (the backward pass's working copy).
+
+    `dtu = dt * u`, `(N, L, d_inner)`.
+    """
+    n, length, d_inner = dtu.shape
+    states = dtu.new_empty(n, length, d_inner, A.shape[1])
+    h = dtu.new_zeros(n, d_inner, A.shape[1])
     for t in range(length):
-        h = torch.exp(dt[:, t, :, None] * A) * h + (dt[:, t] * u[:, t])[:, :, None] * B[:, t, None, :]
+        h.mul_(torch.exp(dt[:, t, :, None] * A)).addcmul_(dtu[:, t, :, None], B[:, t, None, :])
         states[:, t] = h
     return states
 
@@ -63,11 +66,14 @@ class LeanSelectiveScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, u, delta, A, B, C, D, delta_bias):  # noqa: D102 - see the class docstring
         dt = F.softplus(delta + delta_bias)
+        dtu = dt * u
         h = u.new_zeros(u.shape[0], u.shape[2], A.shape[1])
         y = torch.empty_like(u)
+        # Elementwise products and sums throughout: on the CPU, bmm/einsum of N tiny (d_inner, d_state)
+        # matrices was two thirds of the time (measured with torch.profiler).
         for t in range(u.shape[1]):
-            h = torch.exp(dt[:, t, :, None] * A) * h + (dt[:, t] * u[:, t])[:, :, None] * B[:, t, None, :]
-            y[:, t] = torch.einsum("nds,ns->nd", h, C[:, t])
+            h.mul_(torch.exp(dt[:, t, :, None] * A)).addcmul_(dtu[:, t, :, None], B[:, t, None, :])
+            y[:, t] = (h * C[:, t, None, :]).sum(-1)
         y = y + D * u
         ctx.save_for_backward(u, delta, A, B, C, D, delta_bias)
         return y
@@ -79,25 +85,29 @@ class LeanSelectiveScan(torch.autograd.Function):
         grad_y = grad_y.to(u.dtype)
         pre = delta + delta_bias
         dt = F.softplus(pre)
-        states = _states(u, dt, A, B)
+        dtu = dt * u
+        states = _states(dtu, dt, A, B)
         length = u.shape[1]
         grad_u, grad_dt = torch.empty_like(u), torch.empty_like(u)
         grad_B, grad_C = torch.empty_like(B), torch.empty_like(C)
         grad_A = torch.zeros_like(A)
         g = torch.zeros_like(states[:, 0])  # dL/dh_t, carried backwards in time
         for t in range(length - 1, -1, -1):
-            grad_C[:, t] = torch.einsum("nd,nds->ns", grad_y[:, t], states[:, t])
-            g = g + grad_y[:, t, :, None] * C[:, t, None, :]
+            gy = grad_y[:, t]
+            grad_C[:, t] = (gy[:, :, None] * states[:, t]).sum(1)
+            g.addcmul_(gy[:, :, None], C[:, t, None, :])
             # h_t = decay_t * h_{t-1} + dt_t u_t B_t: the gradients of this step's inputs.
             decay = torch.exp(dt[:, t, :, None] * A)
-            previous = states[:, t - 1] if t > 0 else torch.zeros_like(g)
-            g_decay = g * previous * decay  # dL/d(dt_t A), elementwise
-            gB = g * B[:, t, None, :]
-            grad_dt[:, t] = (g_decay * A).sum(-1) + gB.sum(-1) * u[:, t]
-            grad_u[:, t] = gB.sum(-1) * dt[:, t]
-            grad_B[:, t] = torch.einsum("nds,nd->ns", g, dt[:, t] * u[:, t])
-            grad_A += torch.einsum("nds,nd->ds", g_decay, dt[:, t])
-            g = g * decay  # dL/dh_{t-1} through h_t
+            gB = (g * B[:, t, None, :]).sum(-1)
+            if t > 0:
+                g_decay = (g * states[:, t - 1]).mul_(decay)  # dL/d(dt_t A), elementwise
+                grad_dt[:, t] = (g_decay * A).sum(-1) + gB * u[:, t]
+                grad_A += (g_decay * dt[:, t, :, None]).sum(0)
+            else:  # h_0 = 0: the first decay multiplies nothing
+                grad_dt[:, t] = gB * u[:, t]
+            grad_u[:, t] = gB * dt[:, t]
+            grad_B[:, t] = (g * dtu[:, t, :, None]).sum(1)
+            g.mul_(decay)  # dL/dh_{t-1} through h_t
         grad_u = grad_u + grad_y * D
         grad_D = (grad_y * u).sum((0, 1))
         grad_delta = grad_dt * torch.sigmoid(pre)
