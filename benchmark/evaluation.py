@@ -36,6 +36,7 @@ def evaluate(
     per_sample_out: dict[str, np.ndarray] | None = None,
     keep: np.ndarray | None = None,
     kept_out: dict[str, np.ndarray] | None = None,
+    components_out: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """Metrics of `model` over `loader` (normalized and physical space) and its inference timing.
 
@@ -44,7 +45,9 @@ def evaluate(
     the samples' positions in the loader's order (`MetricAccumulator.per_sample`). With `keep`
     (positions in the loader's order) and `kept_out`, those samples' normalized inputs, truths and
     predictions go into `kept_out` (`inputs`, `truth`, `prediction`, `sample_index`), the spectra of
-    the whole split into `kept_out["spectra"]`.
+    the whole split into `kept_out["spectra"]`. A dict passed as `components_out` gets, by name, the
+    metrics of each part forecast of `model.forecast_components` (a `ForecastModel` method; none for
+    other modules), scored like the forecast; the forward passes are then that method's.
     """
     wanted = set() if keep is None else {int(i) for i in keep}
     kept: dict[str, list[np.ndarray]] = {"inputs": [], "truth": [], "prediction": [], "sample_index": []}
@@ -52,6 +55,8 @@ def evaluate(
     was_training = model.training
     model.eval()
     accumulator: MetricAccumulator | None = None
+    part_accumulators: dict[str, MetricAccumulator] = {}
+    with_parts = components_out is not None and hasattr(model, "forecast_components")
     forward_seconds, samples = 0.0, 0
     try:
         for index, (x, y) in enumerate(loader):
@@ -61,7 +66,7 @@ def evaluate(
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
-            y_hat = model(x)
+            y_hat, parts = model.forecast_components(x) if with_parts else (model(x), {})
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             forward_seconds += time.perf_counter() - start
@@ -87,6 +92,9 @@ def evaluate(
                     "diverged: lower the learning rate (--set train.lr=...) or enable gradient clipping "
                     "(--set train.grad_clip=1.0)."
                 ) from None
+            for name, part in parts.items():
+                part_accumulators.setdefault(name, MetricAccumulator(y.shape[1], normalizer, lat=lat))
+                part_accumulators[name].update(part.float(), y.float())
     finally:
         model.train(was_training)
     if accumulator is None:
@@ -98,6 +106,8 @@ def evaluate(
     }
     if per_sample_out is not None:
         per_sample_out.update(accumulator.per_sample())
+    if components_out is not None:
+        components_out.update({name: part.compute() for name, part in part_accumulators.items()})
     if kept_out is not None:
         kept_out.update({name: np.stack(parts) for name, parts in kept.items() if parts})
         kept_out["spectra"] = accumulator.spectrum.spectra()

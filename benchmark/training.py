@@ -306,6 +306,8 @@ class TestOutcome:
     per_sample: dict[str, Any] | None = None
     # the stored test samples (inputs, truth, prediction, sample_index) and the split's spectra
     kept: dict[str, Any] | None = None
+    # by name, the test metrics of the model's part forecasts (`ForecastModel.forecast_components`)
+    components: dict[str, Any] | None = None
 
 
 def fit(
@@ -405,9 +407,10 @@ def test(model: torch.nn.Module, data: ForecastData, config: RunConfig, device: 
     keep = predictions_to_keep(scored, int(config.train.get("stored_predictions", 0)))
     per_sample: dict[str, Any] = {}
     kept: dict[str, Any] = {}
+    components: dict[str, Any] = {}
     metrics, timing = evaluate(model, loader, data.normalizer, data.lat, device, limit, config.model,
-                               per_sample_out=per_sample, keep=keep, kept_out=kept)
-    return TestOutcome(metrics=metrics, per_sample=per_sample, kept=kept, **timing)
+                               per_sample_out=per_sample, keep=keep, kept_out=kept, components_out=components)
+    return TestOutcome(metrics=metrics, per_sample=per_sample, kept=kept, components=components, **timing)
 
 
 test.__test__ = False  # a library function pytest must not collect where it is imported

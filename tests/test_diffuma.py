@@ -685,3 +685,62 @@ def test_bad_hyperparameters_are_config_errors(name, hp, words):
 def test_backend_setting_is_checked_by_the_block_too():
     with pytest.raises(ConfigError, match="mamba_backend"):
         BiMambaBlock(8, d_state=4, d_conv=4, expand=2, mamba_backend="cuda")
+
+
+# --- the Mamba path's own forecast, scored inside the full model ---------------------------------
+
+
+def test_evaluation_scores_y_mamba_beside_the_forecast_and_the_record_keeps_it():
+    import numpy as np
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from benchmark.data.base import Normalizer
+    from benchmark.evaluation import evaluate
+    from benchmark.records import Scores, components_to_frame
+
+    model = _build("diffuma", (3, 2, 1, 16, 16))
+    _adam_steps(model, *_data(3, 2, 1, 16, 16), steps=2)  # a non-zero DiT: y_hat != y_mamba
+    x, y = _data(3, 2, 1, 16, 16)
+    loader = DataLoader(TensorDataset(x.repeat(3, 1, 1, 1, 1), y.repeat(3, 1, 1, 1, 1)), batch_size=4)
+    normalizer = Normalizer(*(np.array([value]) for value in (0.0, 1.0, -3.0, 3.0)))
+    parts: dict = {}
+    metrics, _ = evaluate(model, loader, normalizer, None, components_out=parts)
+    assert list(parts) == ["y_mamba"]
+
+    class MambaOnly(torch.nn.Module):  # y_mamba alone, as a plain module
+        def forward(self, inputs):
+            return model.mamba(inputs)[0]
+
+    alone, _ = evaluate(MambaOnly(), loader, normalizer, None)
+    assert parts["y_mamba"]["normalized"]["mse"] == pytest.approx(alone["normalized"]["mse"], rel=1e-6)
+    assert parts["y_mamba"]["normalized"]["mse"] != pytest.approx(metrics["normalized"]["mse"], rel=1e-6)
+    plain, _ = evaluate(model, loader, normalizer, None)  # without components_out: the same forecast scores
+    assert plain["normalized"]["mse"] == pytest.approx(metrics["normalized"]["mse"], rel=1e-6)
+    # a model without parts records none; diffuma-mamba's forecast is y_mamba itself
+    none: dict = {}
+    evaluate(_build("diffuma-mamba", (3, 2, 1, 16, 16)), loader, normalizer, None, components_out=none)
+    assert none == {}
+    assert Scores.from_dict(parts["y_mamba"]).count == metrics["count"] == len(loader.dataset)
+    assert components_to_frame([]).empty
+
+
+def test_a_diffuma_run_records_the_mamba_paths_scores(tmp_path):
+    from benchmark.config import resolve_run
+    from benchmark.records import components_to_frame, read_record, record_path
+    from benchmark.runner import execute_run
+
+    config = resolve_run("smoke", "diffuma", "synthetic-weather:t2m", 0,
+                         {"train": {"epochs": 1, "limit_train_batches": 1, "limit_val_batches": 1,
+                                    "limit_test_batches": 1}})
+    record = execute_run(config, tmp_path)
+    assert list(record.components) == ["y_mamba"] and record.components["y_mamba"].count == record.test.count
+    assert read_record(record_path(tmp_path, config.run_id)) == record
+    frame = components_to_frame([record])
+    assert set(frame["model"]) == {"diffuma (y_mamba)"} and set(frame["epoch"]) == {"best"}
+    from tests.test_cli import invoke
+
+    shown = invoke("table", "--results", str(tmp_path), "--components", "--out", str(tmp_path / "tables"))
+    assert shown.exit_code == 0, shown.output
+    assert "diffuma (y_mamba)" in " ".join(shown.output.split())
+    refused = invoke("table", "--results", str(tmp_path), "--components", "--epoch-sweep")
+    assert refused.exit_code != 0 and "--components adds rows to the main table only" in refused.output

@@ -460,6 +460,13 @@ class DIFFUMA(ForecastModel):
             return y_mamba
         return y_mamba + self.residual(y_mamba, context)
 
+    def forecast_components(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """`forward(x)` and, for the variants with a DiT, `{"y_mamba": the Mamba path's forecast}` of the same pass."""
+        y_mamba, context = self.mamba(x)
+        if self.dit is None:
+            return y_mamba, {}
+        return y_mamba + self.residual(y_mamba, context), {"y_mamba": y_mamba}
+
     def training_loss(
         self, x: torch.Tensor, y: torch.Tensor, step: int
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
