@@ -94,9 +94,13 @@ Fidelity notes -- our choices where the paper is silent, and our departures wher
   every call, so test metrics are reproducible. A fixed random buffer was rejected: it would act
   as a learned per-frame bias rather than as "no information".
 - *diffuma-mamba* is trained with L1 (the reconstruction loss of the full model without delta).
-- The selective-scan backend (`mamba_ssm` CUDA kernel or the pure-PyTorch `mambapy` scan) does not
-  change the parameters; it follows the device of the input, and `selective_scan_backend(device)`
-  names the one a run uses (and rejects `mamba_ssm` off CUDA before training starts).
+- The selective-scan backend (`mamba_ssm` CUDA kernel, the pure-PyTorch `lean` or `mambapy` scan)
+  does not change the parameters; it follows the device of the input, and
+  `selective_scan_backend(device)` names the one a run uses (and rejects `mamba_ssm` off CUDA
+  before training starts).
+- `grad_checkpoint` recomputes the Mamba blocks' and (unless `dit_grad_checkpoint=False`) the DiT
+  blocks' activations in the backward pass; `forecast_components` returns `y_mamba` beside the
+  forecast so evaluation scores the Mamba path inside the full model in every run.
 """
 
 from __future__ import annotations
