@@ -709,14 +709,15 @@ def _print_against_ratios(rows: list[dict[str, Any]], against: list[str]) -> Non
         if new is None or old is None:
             rich_table.add_row(model, mode, "–", "–", "–")
             continue
-
-        def ratio(numerator: float, denominator: float) -> str:
-            return f"{numerator / denominator:.2f}x" if numerator > 0 and denominator > 0 else "–"
-
-        rich_table.add_row(model, mode, ratio(old["train_step_seconds"], new["train_step_seconds"]),
-                           ratio(new["inference_samples_per_second"], old["inference_samples_per_second"]),
-                           ratio(old["peak_memory_mib"], new["peak_memory_mib"]))
+        rich_table.add_row(model, mode, _ratio(old["train_step_seconds"], new["train_step_seconds"]),
+                           _ratio(new["inference_samples_per_second"], old["inference_samples_per_second"]),
+                           _ratio(old["peak_memory_mib"], new["peak_memory_mib"]))
     console.print(rich_table)
+
+
+def _ratio(numerator: float, denominator: float) -> str:
+    """`numerator / denominator` as "1.23x", or "–" when either is not positive."""
+    return f"{numerator / denominator:.2f}x" if numerator > 0 and denominator > 0 else "–"
 
 
 def _write_csv_atomic(frame: Any, path: Path) -> None:
