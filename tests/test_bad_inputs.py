@@ -307,6 +307,12 @@ CATALOGUE = [
     Case("--precision-drift without runs at two precisions", table("--precision-drift"), 2,
          r"No model in <tmp>/results/ has runs of one setting in 32-true and in another precision\. Run the same "
          r"sweep twice, the second time with --set train\.precision=bf16-mixed", "bench table"),
+    Case("--components beside another table", table("--components", "--epoch-sweep"), 2,
+         r"--components adds rows to the main table only; leave out --epoch-sweep", "bench table"),
+    Case("--against with a setting that is not the model's",
+         lambda tmp_path: ["profile", "--models", "persistence", "--against", "train.lr=1", "--out", tmp_path], 2,
+         r"--against 'train\.lr=1': only model settings can be compared \(--against model\.key=value\)",
+         "bench profile"),
     Case("suite file that is not YAML", suite_file("name: mine\nmodels: [a, b\n  c: ]\n"), 2,
          r"The suite <tmp>/suite\.yaml is not valid YAML \(expected ',' or '\]', but got ':' at line 3, column 4\)\. "
          r"Fix the file, or pass a shipped suite: diffuma-paper", "bench reproduce"),

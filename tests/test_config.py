@@ -209,7 +209,8 @@ def test_model_keys_are_checked_against_each_model_when_the_sweep_is_planned():
     with pytest.raises(ConfigError, match=r"none of the 2 models of this sweep \(convlstm, simvp\) takes it\. "
                                           r"Did you mean num_hiden -> num_hidden\?"):
         plan_runs("convlstm,simvp", "synthetic-weather", "smoke", [0], {"model": {"num_hiden": [8]}})
-    with pytest.raises(ConfigError, match=r"hid_T \(taken by simvp, pastnet; not by persistence, convlstm"):
+    with pytest.raises(ConfigError,
+                       match=r"hid_T \(taken by simvp, pastnet; not by persistence, climatology, convlstm"):
         plan_runs("all", "synthetic-weather", "smoke", [0], {"model": {"hid_T": 8}})
     profile = {"data": {"t_in": 2, "t_out": 1}, "datasets": {"synthetic-weather": {"model": {"hid_S": 4}}}}
     with pytest.raises(ConfigError, match=r"Unknown model key hid_S for convlstm \(in the profile's `datasets: "

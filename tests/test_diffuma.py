@@ -62,6 +62,8 @@ PAPER_DEFAULTS = {
     "bidirectional": True,
     "mamba_backend": "auto",
     "grad_checkpoint": False,
+    "fuse": "sum",
+    "norm": "post",
 }
 PAPER_DIT_DEFAULTS = {
     "dit_depth": 12,
@@ -73,6 +75,7 @@ PAPER_DIT_DEFAULTS = {
     "diff_weight": 1.0,
     "ensemble_t": 100,  # ours, evaluation only (bench ensemble), not in the run id
     "ensemble_steps": 10,
+    "dit_grad_checkpoint": True,
 }
 
 
@@ -136,7 +139,7 @@ def test_registry_reads_defaults_from_a_config_dataclass():
 
 
 def test_unknown_hyperparameter_is_a_config_error():
-    with pytest.raises(ConfigError, match="no hyper-parameter.*dit_width") as err:
+    with pytest.raises(ConfigError, match="Unknown model key dit_width for diffuma") as err:
         create_model("diffuma", (3, 2, 1, 16, 16), dit_width=8)
     assert "dit_hidden" in str(err.value)  # the message lists the accepted names
     with pytest.raises(ConfigError, match="dit_depth"):  # the Mamba-only variant has no DiT
@@ -321,21 +324,53 @@ def test_reconstruction_loss_alone_trains_the_mamba_path():
     assert _encoder_grad(model, x, y) > 0.0
 
 
-def test_gradient_checkpointing_gives_the_same_gradients_and_the_same_run_id():
+@pytest.mark.parametrize("backend", ["lean", "mambapy"])
+def test_gradient_checkpointing_gives_the_same_gradients_and_the_same_run_id(backend):
     from benchmark.run.config import resolve_run
 
     x, y = _data(2, 3, 1, 16, 16)
-    grads = []
-    for flag in (False, True):
-        model = _build("diffuma", (2, 3, 1, 16, 16), grad_checkpoint=flag)
+    grads, losses = [], []
+    settings = [{"grad_checkpoint": False}, {"grad_checkpoint": True},
+                {"grad_checkpoint": True, "dit_grad_checkpoint": False}]
+    for setting in settings:
+        model = _build("diffuma", (2, 3, 1, 16, 16), mamba_backend=backend, **setting)
+        assert model.mamba.grad_checkpoint is setting["grad_checkpoint"]
+        assert model.dit.grad_checkpoint is (setting["grad_checkpoint"] and setting.get("dit_grad_checkpoint", True))
+        torch.manual_seed(5)  # the same diffusion noise and timesteps for every setting
         loss, _ = model.training_loss(x, y, 0)
         loss.backward()
-        grads.append(torch.cat([p.grad.flatten() for p in model.mamba.parameters() if p.grad is not None]))
-        assert model.mamba.grad_checkpoint is flag
-    torch.testing.assert_close(grads[0], grads[1])
+        losses.append(loss.detach())
+        # every parameter of both paths (at initialisation most DiT gradients are zero: the next test
+        # compares them after training)
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
+    assert any(name.startswith("dit.blocks.") for name in grads[0])
+    for other, loss in zip(grads[1:], losses[1:], strict=True):
+        torch.testing.assert_close(loss, losses[0], rtol=0, atol=0)
+        assert other.keys() == grads[0].keys()
+        for name, grad in other.items():
+            torch.testing.assert_close(grad, grads[0][name], rtol=1e-6, atol=1e-7, msg=name)
     plain = resolve_run("smoke", "diffuma", "synthetic-weather:t2m", 0)
-    saving = resolve_run("smoke", "diffuma", "synthetic-weather:t2m", 0, {"model": {"grad_checkpoint": True}})
+    saving = resolve_run("smoke", "diffuma", "synthetic-weather:t2m", 0,
+                         {"model": {"grad_checkpoint": True, "dit_grad_checkpoint": False}})
     assert saving.model_args["grad_checkpoint"] and plain.run_id == saving.run_id
+
+
+def test_dit_checkpointing_gives_the_same_gradients_through_a_trained_dit():
+    # At initialisation the DiT's adaLN-Zero layers are zero, so most DiT gradients are zero
+    # whatever the checkpointing: compare after Adam steps have made them non-zero.
+    x, y = _data(2, 3, 1, 16, 16)
+    model = _build("diffuma", (2, 3, 1, 16, 16))
+    _adam_steps(model, x, y, steps=2)
+    grads = []
+    for flag in (False, True):
+        model.dit.grad_checkpoint = flag
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(7)
+        loss, _ = model.training_loss(x, y, 0)
+        loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.dit.blocks.parameters()]))
+    assert grads[0].abs().sum() > 0
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-6, atol=1e-7)
 
 
 def test_random_condition_carries_no_gradient():
@@ -431,12 +466,14 @@ def test_parallel_scan_matches_the_sequential_recurrence(length):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=f"gradient of {name}")
 
 
-def test_block_is_the_papers_bidirectional_block():
+@pytest.mark.parametrize("fuse,norm", [("sum", "post"), ("mean", "post"), ("sum", "pre"), ("mean", "pre")])
+def test_block_is_the_papers_bidirectional_block(fuse, norm):
     # Recompute the block by hand from its parameters with the sequential reference scan:
     # one input projection, two conv+scan directions (the backward one on the flipped sequence),
-    # fused by addition, one SiLU gate, one output projection, residual + post-norm.
+    # fused by addition (halved with fuse="mean", Vim's), one SiLU gate, one output projection,
+    # residual + post-norm (or, norm="pre", Vim's pre-norm: z + block(LayerNorm(z))).
     torch.manual_seed(0)
-    block = BiMambaBlock(8, d_state=4, d_conv=3, expand=2)
+    block = BiMambaBlock(8, d_state=4, d_conv=3, expand=2, fuse=fuse, norm=norm)
     z = torch.randn(5, 7, 8)
 
     def direction(x, suffix):
@@ -446,13 +483,31 @@ def test_block_is_the_papers_bidirectional_block():
         A = -torch.exp(getattr(block, "A_log" + suffix))
         return _reference_scan(u, dt @ dt_proj.weight.T, A, B, C, getattr(block, "D" + suffix), dt_proj.bias)
 
+    def layer_norm(v):
+        return F.layer_norm(v, (8,), block.norm.weight, block.norm.bias)
+
     with torch.no_grad():
-        x, gate = (z @ block.in_proj.weight.T).chunk(2, dim=-1)
+        x, gate = ((layer_norm(z) if norm == "pre" else z) @ block.in_proj.weight.T).chunk(2, dim=-1)
         mixed = direction(x, "") + direction(x.flip(1), "_b").flip(1)
-        expected = F.layer_norm(
-            z + (mixed * F.silu(gate)) @ block.out_proj.weight.T, (8,), block.norm.weight, block.norm.bias
-        )
+        if fuse == "mean":
+            mixed = mixed / 2
+        out = z + (mixed * F.silu(gate)) @ block.out_proj.weight.T
+        expected = layer_norm(out) if norm == "post" else out
         torch.testing.assert_close(block(z), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_pre_norm_path_ends_in_a_final_layer_norm():
+    post = _build("diffuma-mamba", (3, 2, 1, 16, 16))
+    pre = _build("diffuma-mamba", (3, 2, 1, 16, 16), norm="pre", fuse="mean")
+    assert post.mamba.final_norm is None and isinstance(pre.mamba.final_norm, torch.nn.LayerNorm)
+    assert all(block.norm_position == "pre" and block.fuse == "mean" for block in pre.mamba.blocks)
+    x, _ = _data(3, 2, 1, 16, 16)
+    features = pre.mamba.features(x)  # (B, L, D, h, w): unit scale over D after the final norm
+    torch.testing.assert_close(features.mean(dim=2), torch.zeros_like(features[:, :, 0]), rtol=0, atol=1e-5)
+    with pytest.raises(ConfigError, match="fuse"):
+        _build("diffuma", (3, 2, 1, 16, 16), fuse="concat")
+    with pytest.raises(ConfigError, match="norm"):
+        _build("diffuma", (3, 2, 1, 16, 16), norm="sandwich")
 
 
 @pytest.mark.parametrize("bidirectional", [True, False])
@@ -474,12 +529,13 @@ def test_later_frames_reach_earlier_positions_only_backwards(bidirectional):
 # --- selective-scan backend: chosen by device --------------------------------------------------
 
 
-def test_auto_runs_mambapy_on_the_cpu(no_cuda):
+def test_auto_runs_the_lean_scan_on_the_cpu(no_cuda):
     model = _build("diffuma", (3, 2, 1, 16, 16))
     assert not hasattr(model, "backend")  # nothing is fixed at construction
-    assert model.selective_scan_backend("cpu") == "mambapy"
-    assert model.selective_scan_backend(torch.device("cpu")) == "mambapy"
+    assert model.selective_scan_backend("cpu") == "lean"
+    assert model.selective_scan_backend(torch.device("cpu")) == "lean"
     assert _build("diffuma", (3, 2, 1, 16, 16), mamba_backend="mambapy").selective_scan_backend("cpu") == "mambapy"
+    assert resolve_backend("lean", "cuda") == "lean"
     # a CUDA device without the package falls back as well
     assert resolve_backend("auto", "cuda") == "mambapy"
 
@@ -490,7 +546,7 @@ def test_asking_for_mamba_ssm_on_the_cpu_is_a_config_error(no_cuda):
         model.selective_scan_backend("cpu")
     message = str(err.value)
     assert "mamba_backend" in message and "'cpu'" in message and "CUDA" in message
-    assert "--set model.mamba_backend=auto" in message and "mambapy" in message
+    assert "--set model.mamba_backend=auto" in message and "model.mamba_backend=lean" in message
     x, _ = _data(3, 2, 1, 16, 16)
     with pytest.raises(ConfigError, match="cannot run on device 'cpu'"):  # the forward checks its input's device
         model(x)
@@ -506,7 +562,7 @@ def test_auto_picks_mamba_ssm_only_for_cuda_tensors(monkeypatch):
     monkeypatch.setattr(mamba_module, "mamba_ssm_available", lambda: True)
     assert model.selective_scan_backend("cuda") == "mamba_ssm"
     assert model.selective_scan_backend(torch.device("cuda", 0)) == "mamba_ssm"
-    assert model.selective_scan_backend("cpu") == "mambapy"
+    assert model.selective_scan_backend("cpu") == "lean"
     assert resolve_backend("mambapy", "cuda") == "mambapy"  # an explicit mambapy is kept on CUDA
     # A model "built on a CUDA host" still runs its CPU tensors on the CPU scan (mamba_ssm is
     # not importable here, so dispatching to it would fail).
@@ -521,8 +577,8 @@ def test_checkpoint_reloads_into_a_model_configured_for_the_other_backend():
     runnable = _build("diffuma", (3, 2, 1, 16, 16), seed=3, mamba_backend="mambapy")
     runnable.load_state_dict(other.state_dict())
     x, _ = _data(3, 2, 1, 16, 16)
-    with torch.no_grad():
-        assert torch.equal(model.eval()(x), runnable.eval()(x))
+    with torch.no_grad():  # the lean scan (auto on the CPU) and mambapy's parallel scan: float32 rounding apart
+        torch.testing.assert_close(model.eval()(x), runnable.eval()(x), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.skipif(not mamba_ssm_available(), reason="needs CUDA and the mamba_ssm package")
@@ -631,3 +687,62 @@ def test_bad_hyperparameters_are_config_errors(name, hp, words):
 def test_backend_setting_is_checked_by_the_block_too():
     with pytest.raises(ConfigError, match="mamba_backend"):
         BiMambaBlock(8, d_state=4, d_conv=4, expand=2, mamba_backend="cuda")
+
+
+# --- the Mamba path's own forecast, scored inside the full model ---------------------------------
+
+
+def test_evaluation_scores_y_mamba_beside_the_forecast_and_the_record_keeps_it():
+    import numpy as np
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from benchmark.data.base import Normalizer
+    from benchmark.results.records import Scores, components_to_frame
+    from benchmark.scoring.evaluation import evaluate
+
+    model = _build("diffuma", (3, 2, 1, 16, 16))
+    _adam_steps(model, *_data(3, 2, 1, 16, 16), steps=2)  # a non-zero DiT: y_hat != y_mamba
+    x, y = _data(3, 2, 1, 16, 16)
+    loader = DataLoader(TensorDataset(x.repeat(3, 1, 1, 1, 1), y.repeat(3, 1, 1, 1, 1)), batch_size=4)
+    normalizer = Normalizer(*(np.array([value]) for value in (0.0, 1.0, -3.0, 3.0)))
+    parts: dict = {}
+    metrics, _ = evaluate(model, loader, normalizer, None, components_out=parts)
+    assert list(parts) == ["y_mamba"]
+
+    class MambaOnly(torch.nn.Module):  # y_mamba alone, as a plain module
+        def forward(self, inputs):
+            return model.mamba(inputs)[0]
+
+    alone, _ = evaluate(MambaOnly(), loader, normalizer, None)
+    assert parts["y_mamba"]["normalized"]["mse"] == pytest.approx(alone["normalized"]["mse"], rel=1e-6)
+    assert parts["y_mamba"]["normalized"]["mse"] != pytest.approx(metrics["normalized"]["mse"], rel=1e-6)
+    plain, _ = evaluate(model, loader, normalizer, None)  # without components_out: the same forecast scores
+    assert plain["normalized"]["mse"] == pytest.approx(metrics["normalized"]["mse"], rel=1e-6)
+    # a model without parts records none; diffuma-mamba's forecast is y_mamba itself
+    none: dict = {}
+    evaluate(_build("diffuma-mamba", (3, 2, 1, 16, 16)), loader, normalizer, None, components_out=none)
+    assert none == {}
+    assert Scores.from_dict(parts["y_mamba"]).count == metrics["count"] == len(loader.dataset)
+    assert components_to_frame([]).empty
+
+
+def test_a_diffuma_run_records_the_mamba_paths_scores(tmp_path):
+    from benchmark.results.records import components_to_frame, read_record, record_path
+    from benchmark.run.config import resolve_run
+    from benchmark.run.runner import execute_run
+
+    config = resolve_run("smoke", "diffuma", "synthetic-weather:t2m", 0,
+                         {"train": {"epochs": 1, "limit_train_batches": 1, "limit_val_batches": 1,
+                                    "limit_test_batches": 1}})
+    record = execute_run(config, tmp_path)
+    assert list(record.components) == ["y_mamba"] and record.components["y_mamba"].count == record.test.count
+    assert read_record(record_path(tmp_path, config.run_id)) == record
+    frame = components_to_frame([record])
+    assert set(frame["model"]) == {"diffuma (y_mamba)"} and set(frame["epoch"]) == {"best"}
+    from tests.test_cli import invoke
+
+    shown = invoke("table", "--results", str(tmp_path), "--components", "--out", str(tmp_path / "tables"))
+    assert shown.exit_code == 0, shown.output
+    assert "diffuma (y_mamba)" in " ".join(shown.output.split())
+    refused = invoke("table", "--results", str(tmp_path), "--components", "--epoch-sweep")
+    assert refused.exit_code != 0 and "--components adds rows to the main table only" in refused.output

@@ -57,3 +57,19 @@ def test_profile_measures_precisions_side_by_side(tmp_path):
     assert f"{ratio:.2f}x" in result.output  # the printed ratio is the measured one
     bad = invoke("profile", "--models", "simvp", "--precision", "bf16", "--out", str(tmp_path))
     assert bad.exit_code == 2 and "choose from 32-true, bf16-mixed, 16-mixed" in bad.output
+
+
+def test_profile_measures_a_model_against_other_settings_in_one_run(tmp_path):
+    result = invoke("profile", "--models", "diffuma", "--profile", "smoke", "--shape", "3,2,1,16,16",
+                    "--batch", "2", "--warmup", "0", "--repeats", "1", "--set", "model.grad_checkpoint=true",
+                    "--against", "model.mamba_backend=mambapy", "--against", "model.dit_grad_checkpoint=false",
+                    "--device", "cpu", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(tmp_path / "profile.csv", keep_default_na=False)
+    assert list(zip(frame.variant, frame.backend, strict=True)) == [("", "lean"), ("against", "mambapy")]
+    text = " ".join(result.output.split())  # the title wraps at the test terminal's width
+    assert "Relative to --against model.mamba_backend=mambapy" in text and "train speed-up" in text
+    ratio = frame.loc[1, "train_step_seconds"] / frame.loc[0, "train_step_seconds"]
+    assert f"{ratio:.2f}x" in result.output  # the printed speed-up is the measured one
+    bad = invoke("profile", "--models", "diffuma", "--against", "train.lr=1", "--out", str(tmp_path))
+    assert bad.exit_code != 0 and "only model settings" in bad.output

@@ -111,7 +111,7 @@ def test_what_was_not_run(report):
 
 def test_environment_and_data(report):
     environment = report["html"].split('id="environment"')[1].split("<h2")[0]
-    assert "selective scan" in environment and "mambapy" in environment and "git commit" in environment
+    assert "selective scan" in environment and "lean" in environment and "git commit" in environment
     data = report["html"].split('id="data"')[1].split("<h2")[0]
     assert "generated stand-in for weatherbench:t2m" in data and "37 / 37 / 37" in data
 

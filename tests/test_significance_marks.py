@@ -100,6 +100,29 @@ def test_marks_land_in_the_right_cells(swept):
     assert tables.with_significance(main, marks.iloc[3:]) is main
 
 
+def test_bold_only_for_a_best_that_beats_the_runner_up(swept):
+    results, _ = swept
+    frame = records_to_frame(load_records(results))
+    main = tables.main_table(frame)
+    mse_best = main.mean[(DATASET, "mse")].idxmin()
+    mse_second = main.mean[(DATASET, "mse")].drop(mse_best).idxmin()
+    marks = pd.DataFrame([{"baseline": "simvp", "dataset": DATASET, "metric": "mse", "mark": "",
+                           "method": "hac-ewc", "adjustment": "holm", "seeds": "0"}])
+    best = pd.DataFrame([
+        {"dataset": DATASET, "metric": "mse", "best": mse_best, "runner_up": mse_second, "mark": "",
+         "adjustment": "holm"},  # a tie
+        {"dataset": DATASET, "metric": "ssim", "best": main.mean[(DATASET, "ssim")].idxmax(), "runner_up": "x",
+         "mark": "▲", "adjustment": "holm"}])
+    marked = tables.with_significance(main, marks, best=best)
+    assert not marked.bold[(DATASET, "mse")].any() and marked.bold[(DATASET, "ssim")].sum() == 1
+    assert marked.ties[(DATASET, "mse")].sum() == 2 and "≈" in marked.caption
+    markdown = tables.to_markdown(marked)
+    assert markdown.count("≈") >= 3 and "$\\approx$" in tables.to_latex(marked)
+    # the real test over the smoke runs: one row per column with per-window errors
+    tested = tables.best_vs_runner_up(frame, results)
+    assert set(tested["metric"]) == {"mse", "mae", "ssim"} and (tested["best"] != tested["runner_up"]).all()
+
+
 def test_cli_marks_the_epoch_sweep_and_claims_test_it(swept, tmp_path):
     results, _ = swept
     out = tmp_path / "tables"
@@ -139,8 +162,8 @@ def test_significant_cells_known_answers():
     marks = pd.DataFrame(strong + marginal + lost + extra)
     cells, missed = claims.significant_cells(marks, ("mse", "mae", "ssim"))
     assert cells == 3 and len(missed) == 2  # persistence is not one of the paper's baselines
-    assert missed[0].startswith("d MAE:") and "n.s., p=0.06" in missed[0]
-    assert missed[1].startswith("d SSIM:") and "worse" in missed[1]
+    assert missed[0].startswith("d MAE:") and "better, n.s., p=0.06" in missed[0]
+    assert missed[1].startswith("d SSIM:") and "significantly worse" in missed[1]
     only_mse, none_missed = claims.significant_cells(marks, ("mse",))
     assert (only_mse, none_missed) == (1, [])
     # a baseline without runs in a cell keeps the claim from holding there

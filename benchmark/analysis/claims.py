@@ -231,7 +231,7 @@ def significant_cells(marks: pd.DataFrame, metrics: tuple[str, ...], alpha: floa
     for key, group in rows.groupby(keys, sort=False):
         cells += 1
         better = group["mean_diff"] < 0 if LOWER_IS_BETTER[key[-1]] else group["mean_diff"] > 0
-        failing = [f"{b} ({'worse' if not up else 'n.s.'}, {p_phrase(p, floor)})"
+        failing = [f"{b} ({_direction(up, p <= alpha)}, {p_phrase(p, floor)})"
                    for b, up, p, floor in zip(group["baseline"], better, group["p_adj"], group["p_floor"].fillna(0.0),
                                               strict=True) if not (up and p <= alpha)]
         absent = sorted(baselines - set(group["baseline"]))
@@ -239,6 +239,13 @@ def significant_cells(marks: pd.DataFrame, metrics: tuple[str, ...], alpha: floa
             where = " ".join(str(k) for k in key[:-1])
             missed.append(f"{where} {key[-1].upper()}: " + ", ".join(failing + [f"{b} (no runs)" for b in absent]))
     return cells, missed
+
+
+def _direction(better: bool, significant: bool) -> str:
+    """How DIFFUMA stands against a baseline in a cell it does not significantly beat."""
+    if better:
+        return "better, n.s."
+    return "significantly worse" if significant else "worse, n.s."
 
 
 def _significance_text(marks: pd.DataFrame | None, metrics: tuple[str, ...], what: str,

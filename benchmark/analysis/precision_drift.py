@@ -6,8 +6,8 @@ seed and precision equal: the records frame's `setting_key`) at `32-true` and at
 are compared on one test metric (best-validation checkpoint, the main prediction length; learned
 models only):
 
-- both sides' mean, std and seed count; `difference` = mean at the other precision - mean at fp32
-  (`relative`: over the fp32 mean);
+- both sides' mean, std and seed count over the seeds both precisions have (where they share any);
+  `difference` = mean at the other precision - mean at fp32 (`relative`: over the fp32 mean);
 - **equivalence**: two one-sided tests (TOST, Schuirmann 1987) of |difference| < `margin` on the
   per-window paired errors (the same seed at both precisions scores the same windows), with the
   benchmark's paired test (`benchmark.analysis.significance`: autocorrelation-robust over the windows, the
@@ -147,8 +147,13 @@ def precision_drift(frame: pd.DataFrame, metric: str = "mse", space: str = "norm
         paired = runs[runs["setting_key"] == setting]
         reference = paired[paired["precision"] == REFERENCE_PRECISION]
         for precision, other in paired[paired["precision"] != REFERENCE_PRECISION].groupby("precision"):
-            numbers = _summary(reference["value"], other["value"])
-            numbers.update(_equivalence(other["run_id"], reference["run_id"], metric, space, results_dir, margin,
+            if set(other["seed"]) & set(reference["seed"]):  # the seeds both sides have: the same pairs as the test
+                shared = set(other["seed"]) & set(reference["seed"])
+                other, matched = other[other["seed"].isin(shared)], reference[reference["seed"].isin(shared)]
+            else:
+                matched = reference
+            numbers = _summary(matched["value"], other["value"])
+            numbers.update(_equivalence(other["run_id"], matched["run_id"], metric, space, results_dir, margin,
                                         method, numbers["ref_mean"]))
             found.append({"dataset": dataset, "model": model, "precision": precision, **numbers,
                           "family": runs["family"].iloc[0]})

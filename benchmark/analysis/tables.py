@@ -690,9 +690,9 @@ def render_significance(marks: pd.DataFrame, out_dir: Path, formats: tuple[str, 
     wide = significance_table(marks)
     caption = (f"Paired tests of {model} against each baseline on the same test windows (normalized units). "
                f"Cells: the relative difference 1 - {model} / baseline (for an error: the share by which {model} "
-               "lowers the baseline's; for SSIM negative is better) with its 95% confidence interval, and the "
-               "adjusted p-value. " + (significance_caption(marks, model, primary_endpoint(marks))
-                                       if not marks.empty else ""))
+               "lowers the baseline's; for SSIM negative is better) with its 95% confidence interval (per test, "
+               "not adjusted), and the adjusted p-value. "
+               + (significance_caption(marks, model, primary_endpoint(marks)) if not marks.empty else ""))
     written = []
     if "csv" in formats:
         path = out_dir / f"{stem}.csv"

@@ -83,6 +83,10 @@ def profile(
                                        "bf16-mixed, 16-mixed (CUDA); with two or more, the speed ratios too."),
     out: Path = typer.Option(Path("tables"), "--out", help="Folder for profile.csv."),
     set_: list[str] = typer.Option([], "--set", help="Override a model setting: model.key=value."),
+    against: list[str] = typer.Option([], "--against",
+                                      help="Also measure each model with these settings on top of --set "
+                                           "(model.key=value, repeatable), e.g. an old backend, and print how "
+                                           "many times faster and leaner the --set version is, in the same run."),
 ) -> None:
     """Measure parameters, FLOPs, step time, throughput and peak memory of each model."""
     import pandas as pd
@@ -100,32 +104,42 @@ def profile(
     data_shape = DataShape.parse(shape)
     overrides = parse_overrides(set_)
     overrides.setdefault("data", {}).update(t_in=data_shape.t_in, t_out=data_shape.t_out)
+    against_overrides = parse_overrides(against)
+    if set(against_overrides) - {"model"}:
+        raise BenchError(f"--against {' '.join(against)!r}: only model settings can be compared "
+                         "(--against model.key=value).")
+    variants = {"": {}, **({"against": against_overrides["model"]} if against else {})}
     rows: list[dict[str, Any]] = []
-    failures: dict[tuple[str, str], str] = {}
+    failures: dict[tuple[str, str, str], str] = {}
     path = out / "profile.csv"
     for name in resolve_model_names(models_):
         config = resolve_run(profile_name, name, dataset, 0, overrides)
         for mode in precisions:
-            with console.status(f"profiling {name} ({mode}) ..."):
-                try:  # one model that does not fit (memory, shape) must not lose the others' numbers
-                    measured = profile_model(name, config.model_args, data_shape, batch, warmup, repeats, device,
-                                             precision=mode)
-                except BenchError as error:
-                    failures[(name, mode)] = str(error).split(" failed: ")[-1]
-                    error_console.print(f"[red]✗[/] {name} ({mode}): {failures[(name, mode)]}", highlight=False)
-                    rows.append({"model": name, "precision": mode, "note": failures[(name, mode)]})
-                    continue
-            rows.append({**vars(measured), "note": ""})
-            console.print(f"{name} ({mode}): {measured.train_step_seconds:.3f} s/step, "
-                          f"peak {measured.peak_memory_mib:.0f} MiB")
-            _write_csv_atomic(pd.DataFrame(rows), path)  # after every model: an interrupted profile keeps its rows
+            for variant, settings in variants.items():
+                label = f"{name} ({mode}{', against' if variant else ''})"
+                with console.status(f"profiling {label} ..."):
+                    try:  # one model that does not fit (memory, shape) must not lose the others' numbers
+                        measured = profile_model(name, {**config.model_args, **settings}, data_shape, batch, warmup,
+                                                 repeats, device, precision=mode)
+                    except BenchError as error:
+                        failures[(name, mode, variant)] = str(error).split(" failed: ")[-1]
+                        error_console.print(f"[red]✗[/] {label}: {failures[(name, mode, variant)]}", highlight=False)
+                        rows.append({"model": name, "precision": mode, "variant": variant,
+                                     "note": failures[(name, mode, variant)]})
+                        continue
+                rows.append({**vars(measured), "variant": variant, "note": ""})
+                console.print(f"{label}: {measured.train_step_seconds:.3f} s/step, "
+                              f"peak {measured.peak_memory_mib:.0f} MiB")
+                _write_csv_atomic(pd.DataFrame(rows), path)  # after every model: an interrupted profile keeps rows
     if len(failures) == len(rows):
         raise BenchError(f"No model could be profiled at shape {shape}: " +
                          "; ".join(f"{k[0]} ({k[1]}): {v}" for k, v in failures.items()))
     _write_csv_atomic(pd.DataFrame(rows), path)
     _print_profile(rows, shape, batch, profile_name, precisions, bool(failures))
     if len(precisions) > 1:
-        _print_precision_ratios(rows, precisions)
+        _print_precision_ratios([r for r in rows if not r["variant"]], precisions)
+    if against:
+        _print_against_ratios(rows, against)
     first = next(r for r in rows if not r["note"])
     console.print(f"memory: {first['memory_kind']}; wrote {path}")
 
@@ -140,7 +154,7 @@ def _print_profile(rows: list[dict[str, Any]], shape: str, batch: int, profile_n
     cells: dict[str, list[str]] = {"model": [], "precision": [], "params": [], "GFLOP": [], "step s": [],
                                    "infer/s": [], "MiB": []}
     for row in rows:
-        cells["model"].append(row["model"])
+        cells["model"].append(row["model"] + (" (against)" if row.get("variant") else ""))
         cells["precision"].append(row.get("precision", ""))
         numbers = ("–",) * 5 if row["note"] else (
             f"{row['parameters'] / 1e6:.2f}M", f"{row['gflops_per_sample']:.2f}", f"{row['train_step_seconds']:.3f}",
@@ -186,6 +200,28 @@ def _print_precision_ratios(rows: list[dict[str, Any]], precisions: list[str]) -
             cells += [train, infer]
         rich_table.add_row(model, *cells)
     console.print(rich_table)
+
+
+def _print_against_ratios(rows: list[dict[str, Any]], against: list[str]) -> None:
+    """Per model and precision: how many times faster (step, inference) and leaner the --set version is."""
+    measured = {(r["model"], r["precision"], r["variant"]): r for r in rows if not r["note"]}
+    rich_table = RichTable(title=f"Relative to --against {' '.join(against)} (measured in this run; > 1 = better)")
+    for header in ("model", "precision", "train speed-up", "infer speed-up", "memory ratio"):
+        rich_table.add_column(header, justify="left" if header in ("model", "precision") else "right", no_wrap=True)
+    for model, mode in dict.fromkeys((r["model"], r["precision"]) for r in rows):
+        new, old = measured.get((model, mode, "")), measured.get((model, mode, "against"))
+        if new is None or old is None:
+            rich_table.add_row(model, mode, "–", "–", "–")
+            continue
+        rich_table.add_row(model, mode, _ratio(old["train_step_seconds"], new["train_step_seconds"]),
+                           _ratio(new["inference_samples_per_second"], old["inference_samples_per_second"]),
+                           _ratio(old["peak_memory_mib"], new["peak_memory_mib"]))
+    console.print(rich_table)
+
+
+def _ratio(numerator: float, denominator: float) -> str:
+    """`numerator / denominator` as "1.23x", or "–" when either is not positive."""
+    return f"{numerator / denominator:.2f}x" if numerator > 0 and denominator > 0 else "–"
 
 
 def _write_csv_atomic(frame: Any, path: Path) -> None:

@@ -57,6 +57,9 @@ def table(
                                          help="Per model: how far training in bf16-mixed (or 16-mixed) moved each "
                                               "--metrics score from the same runs in fp32, against the seed-to-seed "
                                               "spread."),
+    components: bool = typer.Option(False, "--components",
+                                    help="Main table: add a row for each part forecast a run recorded (DIFFUMA's "
+                                         "y_mamba, its Mamba path inside the full model), beside the model."),
     sweep_dataset: str | None = typer.Option(None, "--sweep-dataset",
                                              help="With --compare: the paper's dataset taken for its Tables 3-5, "
                                                   "which do not state one (default weatherbench:r; see "
@@ -64,7 +67,7 @@ def table(
 ) -> None:
     """Render the paper's tables from the stored run records (Table 1 from the data itself)."""
     from benchmark.analysis import tables
-    from benchmark.results.records import load_records, records_to_frame
+    from benchmark.results.records import components_to_frame, load_records, records_to_frame
 
     formats = tables.FORMATS if format_ is TableFormat.all else (format_.value,)
     if datasets_:
@@ -72,7 +75,17 @@ def table(
         return
     if not results.is_dir():
         raise BenchError(f"There is no results folder {results}/. Run `bench run` first, or pass --results DIR.")
-    frame = records_to_frame(load_records(results))
+    records = load_records(results)
+    frame = records_to_frame(records)
+    if components:
+        others = [flag for flag, given in (("--epoch-sweep", epoch_sweep), ("--length-sweep", length_sweep),
+                                           ("--significance", significance), ("--compare", compare is not None),
+                                           ("--precision-drift", precision_drift)) if given]
+        if others:
+            raise BenchError(f"--components adds rows to the main table only; leave out {', '.join(others)}.")
+        import pandas as pd
+
+        frame = pd.concat([frame, components_to_frame(records)], ignore_index=True)
     if frame.empty:
         unreadable = len(list(results.glob("*/record.json")))
         raise BenchError(f"No finished run records in {results}/"

@@ -328,7 +328,8 @@ def significance_blocks(significance: dict[str | None, pd.DataFrame], profile: s
                               f"Paired tests of {MODEL} against each baseline on the same test windows (normalized "
                               f"errors, averaged over lead times). Cells: the relative difference 1 - {MODEL} / "
                               "baseline (for an error, the share by which it lowers the baseline's; for SSIM, "
-                              "negative is better) with its 95% confidence interval, and the adjusted p-value. "
+                              "negative is better) with its 95% confidence interval (per test, not adjusted), "
+                              "and the adjusted p-value. "
                               + tables.significance_caption(significance[axis], MODEL,
                                                             tables.primary_endpoint(significance[axis])))]
     return blocks

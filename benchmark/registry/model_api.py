@@ -54,6 +54,17 @@ class ForecastModel(nn.Module):
         loss = F.mse_loss(y_hat, y)
         return loss, {"mse": loss.detach()}
 
+    def forecast_components(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The forecast `forward(x)` and, by name, forecasts of the model's own parts from the same pass.
+
+        Each part is a `(B, T_out, C, H, W)` forecast the model computes on the way to its output
+        (DIFFUMA: `y_mamba`, its Mamba path's forecast before the diffusion residual); evaluation
+        scores each like the forecast and the run record keeps them under `components`, so what a
+        part adds is measured in every run. The default, for models without such parts, is
+        `(forward(x), {})`.
+        """
+        return self(x), {}
+
     def plan_schedule(self, total_steps: int) -> dict[str, Any]:
         """Fix any step-based training schedule for a run of `total_steps` optimizer steps.
 

@@ -64,3 +64,5 @@ class TestOutcome:
     per_sample: dict[str, Any] | None = None
     # the stored test samples (inputs, truth, prediction, sample_index) and the split's spectra
     kept: dict[str, Any] | None = None
+    # by name, the test metrics of the model's part forecasts (`ForecastModel.forecast_components`)
+    components: dict[str, Any] | None = None

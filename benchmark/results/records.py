@@ -31,7 +31,10 @@ A record is the only thing tables and figures read. `RunRecord` below is its one
                  channel (`benchmark.scoring.spectra`), from which `detail_ratio` is computed
     ensemble     optional: the best checkpoint's test split scored as an ensemble (`bench ensemble`,
                  `benchmark.scoring.ensemble.evaluate_ensemble`): members, seed, options, fair CRPS, ensemble-mean
-                 MSE, spread-skill per space and lead, rank histogram, detail ratios, seconds; None if not
+                 MSE, spread-skill per space and lead, rank histogram, detail ratios, seconds; None if not scored so
+    components   optional: {"<name>": Scores} the test metrics of the model's own part forecasts
+                 (`ForecastModel.forecast_components`; DIFFUMA: "y_mamba", its Mamba path's output inside
+                 the full model), from the same weights and pass as `test` ({} or absent when none)
 
 Version 2 has the keys of version 1, but every one of them is now required: version 1 files were
 written over several releases that added `curve`, `schedule`, `best.still_improving` and
@@ -206,6 +209,7 @@ class RunRecord:
     spectra_file: str | None = None  # optional, as per_sample_file
     attempts: list[dict[str, Any]] = field(default_factory=list)  # optional (absent in older files)
     ensemble: dict[str, Any] | None = None  # optional, as per_sample_file
+    components: dict[str, Scores] = field(default_factory=dict)  # optional (absent in older files)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, `schema_version` first."""
@@ -232,6 +236,7 @@ class RunRecord:
             "spectra_file": self.spectra_file,
             "attempts": self.attempts,
             "ensemble": self.ensemble,
+            "components": {name: scores.to_dict() for name, scores in self.components.items()},
         }
 
     @classmethod
@@ -259,6 +264,7 @@ class RunRecord:
             spectra_file=values.get("spectra_file"),
             attempts=[dict(a) for a in values.get("attempts", [])],
             ensemble=values.get("ensemble"),
+            components={str(name): Scores.from_dict(scores) for name, scores in values.get("components", {}).items()},
         )
 
 
@@ -309,6 +315,7 @@ def make_record(
         spectra_file=spectra_file,
         attempts=_plain(fitted.attempts),
         eval_at_per_sample_files={str(epoch): name for epoch, name in fitted.eval_at_per_sample.items()},
+        components={str(name): Scores.from_dict(scores) for name, scores in (tested.components or {}).items()},
     )
 
 
@@ -437,6 +444,21 @@ def records_to_frame(records: list[RunRecord]) -> pd.DataFrame:
                          for row in _score_rows(scores) if row["metric"] == "mae"]
         if record.ensemble is not None:
             rows += [{**base, "epoch": "best", **row} for row in _ensemble_rows(record.ensemble)]
+    return pd.DataFrame(rows, columns=FRAME_COLUMNS)
+
+
+def components_to_frame(records: list[RunRecord]) -> pd.DataFrame:
+    """The test scores of the runs' part forecasts (`RunRecord.components`) as `records_to_frame` rows.
+
+    Each part is a row of its own model, named `"<model> (<part>)"` (e.g. `diffuma (y_mamba)`), at
+    epoch "best", so the main table can show it beside the model's full forecast.
+    """
+    rows: list[dict[str, Any]] = []
+    for record in records:
+        base = _run_columns(record)
+        for name, scores in record.components.items():
+            part = {**base, "model": f"{base['model']} ({name})", "epoch": "best"}
+            rows += [{**part, **row} for row in _score_rows(scores)]
     return pd.DataFrame(rows, columns=FRAME_COLUMNS)
 
 

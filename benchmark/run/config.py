@@ -138,9 +138,10 @@ def check_train(train: dict[str, Any], model: str, dataset: str) -> None:
 EXECUTION_KEYS = {
     "train": {"num_workers", "accelerator", "devices", "num_nodes", "strategy", "stored_predictions"},
     "data": {"root"},
-    # grad_checkpoint: recomputation instead of storage, same numbers, less memory; ensemble_t/_steps: read
-    # only when a finished run is scored as an ensemble (`bench ensemble`), never in training or the record's test
-    "model": {"grad_checkpoint", "ensemble_t", "ensemble_steps"},
+    # grad_checkpoint, dit_grad_checkpoint: recomputation instead of storage, same numbers, less memory;
+    # ensemble_t/_steps: read only when a finished run is scored as an ensemble (`bench ensemble`), never in
+    # training or the record's test
+    "model": {"grad_checkpoint", "dit_grad_checkpoint", "ensemble_t", "ensemble_steps"},
 }
 
 

@@ -351,10 +351,11 @@ def test(model: torch.nn.Module, data: ForecastData, config: RunConfig, device: 
     keep = predictions_to_keep(scored, int(config.train.get("stored_predictions", 0)))
     per_sample: dict[str, Any] = {}
     kept: dict[str, Any] = {}
+    components: dict[str, Any] = {}
     metrics, timing = evaluate(model, loader, data.normalizer, data.lat, device, limit, config.model,
                                per_sample_out=per_sample, keep=keep, kept_out=kept,
-                               climatology=target_climatology(data, "test"))
-    return TestOutcome(metrics=metrics, per_sample=per_sample, kept=kept, **timing)
+                               climatology=target_climatology(data, "test"), components_out=components)
+    return TestOutcome(metrics=metrics, per_sample=per_sample, kept=kept, components=components, **timing)
 
 
 test.__test__ = False  # a library function pytest must not collect where it is imported

@@ -39,6 +39,7 @@ def evaluate(
     keep: np.ndarray | None = None,
     kept_out: dict[str, np.ndarray] | None = None,
     climatology: Callable[[np.ndarray], torch.Tensor] | None = None,
+    components_out: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """Metrics of `model` over `loader` (normalized and physical space) and its inference timing.
 
@@ -49,7 +50,9 @@ def evaluate(
     predictions go into `kept_out` (`inputs`, `truth`, `prediction`, `sample_index`), the spectra of
     the whole split into `kept_out["spectra"]`. `climatology` (positions in the loader's order ->
     normalized `(B, T_out, C, H, W)`, e.g. `benchmark.data.climatology.TargetClimatology`) adds ACC and
-    is what a model with `uses_climatology` forecasts from.
+    is what a model with `uses_climatology` forecasts from. A dict passed as `components_out` gets, by
+    name, the metrics of each part forecast of `model.forecast_components` (a `ForecastModel` method;
+    none for other modules), scored like the forecast; the forward passes are then that method's.
     """
     wanted = set() if keep is None else {int(i) for i in keep}
     kept: dict[str, list[np.ndarray]] = {"inputs": [], "truth": [], "prediction": [], "sample_index": []}
@@ -57,6 +60,9 @@ def evaluate(
     was_training = model.training
     model.eval()
     accumulator: MetricAccumulator | None = None
+    part_accumulators: dict[str, MetricAccumulator] = {}
+    with_parts = (components_out is not None and hasattr(model, "forecast_components")
+                  and not getattr(model, "uses_climatology", False))
     forward_seconds, samples = 0.0, 0
     try:
         for index, (x, y) in enumerate(loader):
@@ -68,7 +74,7 @@ def evaluate(
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
             try:
-                y_hat = forecast(model, x, climate)
+                y_hat, parts = model.forecast_components(x) if with_parts else (forecast(model, x, climate), {})
             except ValueError as error:
                 if climatology is not None or not getattr(model, "uses_climatology", False):
                     raise
@@ -98,6 +104,9 @@ def evaluate(
                     "diverged: lower the learning rate (--set train.lr=...) or enable gradient clipping "
                     "(--set train.grad_clip=1.0)."
                 ) from None
+            for name, part in parts.items():
+                part_accumulators.setdefault(name, MetricAccumulator(y.shape[1], normalizer, lat=lat))
+                part_accumulators[name].update(part.float(), y.float(), None if climate is None else climate.float())
     finally:
         model.train(was_training)
     if accumulator is None:
@@ -109,6 +118,8 @@ def evaluate(
     }
     if per_sample_out is not None:
         per_sample_out.update(accumulator.per_sample())
+    if components_out is not None:
+        components_out.update({name: part.compute() for name, part in part_accumulators.items()})
     if kept_out is not None:
         kept_out.update({name: np.stack(parts) for name, parts in kept.items() if parts})
         kept_out["spectra"] = accumulator.spectrum.spectra()

@@ -41,6 +41,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 NUM_TIMESTEPS = 1000
 BETA_START, BETA_END = 1e-4, 0.02
@@ -151,6 +152,8 @@ class FrameDiT(nn.Module):
         context_dim: width of the per-frame context vector (DIFFUMA's pooled Mamba features).
         hidden, depth, num_heads, mlp_ratio: transformer width, number of DiT blocks, heads, MLP ratio.
         patch_size: side of the square patches (frames are zero-padded up to a multiple of it).
+        grad_checkpoint: recompute each DiT block's activations in the backward pass instead of
+            storing them (activation checkpointing; same values and gradients, less memory).
     """
 
     def __init__(
@@ -165,9 +168,11 @@ class FrameDiT(nn.Module):
         num_heads: int,
         patch_size: int,
         mlp_ratio: float = 4.0,
+        grad_checkpoint: bool = False,
     ):
         super().__init__()
         self.channels, self.height, self.width, self.patch_size = channels, height, width, patch_size
+        self.grad_checkpoint = grad_checkpoint
         self.grid = (math.ceil(height / patch_size), math.ceil(width / patch_size))
         self.patch_embed = nn.Conv2d(channels, hidden, kernel_size=patch_size, stride=patch_size)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], hidden))
@@ -218,5 +223,9 @@ class FrameDiT(nn.Module):
         x = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed  # (N, tokens, hidden)
         c = self.t_embedder(t) + self.context_proj(context)
         for block in self.blocks:
-            x = block(x, c)
+            if self.grad_checkpoint and torch.is_grad_enabled():
+                # keep only each block's inputs; its attention and MLP activations are recomputed in backward
+                x = checkpoint(block, x, c, use_reentrant=False)
+            else:
+                x = block(x, c)
         return self.unpatchify(self.final_layer(x, c))

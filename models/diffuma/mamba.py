@@ -19,25 +19,36 @@ and `out_proj`, a bias on the convolutions. `bidirectional=False` drops the `_b`
 Selective-scan backends, chosen by the device of the tensors (not by whether the host has CUDA):
 - `"mamba_ssm"`: `mamba_ssm.ops.selective_scan_interface.selective_scan_fn`, the fused CUDA kernel
   of package `mamba-ssm` (the optional `cuda` extra; it only imports where CUDA is present);
-- `"mambapy"`: the pure-PyTorch parallel (Blelloch) scan `mambapy.pscan.pscan`, on any device.
-Both read the same parameters, and the block computes the scan's inputs once for both
-(`selective_scan` below), so a checkpoint trained under one loads and runs under the other.
-`"auto"` uses `mamba_ssm` for CUDA tensors when it imports and `mambapy` otherwise; the block
-resolves the backend on every call from its input's device, so a model built on a CUDA host and
-run on a CPU uses the CPU scan.
+- `"lean"`: `models.diffuma.scan.lean_selective_scan`, the exact recurrence as a loop over the
+  sequence that saves only its inputs and recomputes the states in the backward pass (ours, issue
+  22), on any device;
+- `"mambapy"`: the pure-PyTorch parallel (Blelloch) scan `mambapy.pscan.pscan`, on any device; it
+  keeps several copies of the `(N, L, d_inner, d_state)` states for autograd (the CPU default
+  before issue 22, kept selectable to measure against).
+All read the same parameters, and the block computes the scan's inputs once for all
+(`selective_scan` below), so a checkpoint trained under one loads and runs under another.
+`"auto"` uses `mamba_ssm` for CUDA tensors when it imports, `mambapy` for other CUDA tensors (as
+before; the lean loop was not measured on a GPU) and `lean` on the CPU; the block resolves the
+backend on every call from its input's device, so a model built on a CUDA host and run on a CPU
+uses the CPU scan.
 
-Choices (the paper is silent):
+Choices (the paper is silent), with the two that depart from Vision Mamba's released block as
+settings (`fuse`, `norm`; README "DIFFUMA fidelity notes"):
 - the directions are fused by addition (the paper allows addition or concatenation), without
-  Vision Mamba's optional division by 2;
+  Vision Mamba's division by 2 (`fuse="sum"`, the default; `fuse="mean"` halves the sum, as Vim's
+  released models do with `if_devide_out=True`);
 - the forward and backward scans have their own `conv1d`/`x_proj`/`dt_proj`/`A_log`/`D`; the
   input projection, the gate and the output projection are shared (the paper's single gating branch);
-- the block is post-norm, `LayerNorm(z + block(z))`, in the order eq. (4) is written; Mamba and
-  Vision Mamba are pre-norm. With a residual, a post-norm keeps every block's output at unit scale;
-  at our depths (L <= 4) the pre-norm's advantage for deep stacks does not matter.
+- the block is post-norm, `LayerNorm(z + block(z))`, in the order eq. (4) is written (`norm="post"`,
+  the default); Mamba and Vision Mamba are pre-norm, `z + block(LayerNorm(z))` with one final
+  LayerNorm after the last block (`norm="pre"`; `MambaPath` adds that final norm). With a
+  residual, a post-norm keeps every block's output at unit scale; at our depths (L <= 4) the
+  pre-norm's advantage for deep stacks does not matter.
 - on the CPU the parallel scan pads the sequence to a power of two (12 -> 16). At 12 steps it is
   not faster than a plain loop over the steps: measured, forward + backward of one direction at
   512 sequences, d_inner 96, d_state 8 on one core, 0.24 s against 0.11 s for the loop (the
-  reference recurrence of tests/test_diffuma.py, which it matches to 1e-5).
+  reference recurrence of tests/test_diffuma.py, which it matches to 1e-5). Hence the `lean`
+  backend, the CPU default since issue 22 (models.diffuma.scan).
 """
 
 from __future__ import annotations
@@ -51,8 +62,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.core.errors import ConfigError
+from models.diffuma.scan import lean_selective_scan
 
-BACKENDS = ("auto", "mambapy", "mamba_ssm")
+BACKENDS = ("auto", "lean", "mambapy", "mamba_ssm")
+FUSES = ("sum", "mean")  # how the two directions are fused: Vim halves the sum ("mean")
+NORMS = ("post", "pre")  # where the block's LayerNorm sits: eq. (4) as written ("post"), Vim/Mamba ("pre")
 DT_MIN, DT_MAX, DT_INIT_FLOOR = 1e-3, 1e-1, 1e-4
 
 
@@ -69,7 +83,7 @@ def mamba_ssm_available() -> bool:
 
 
 def resolve_backend(requested: str, device: torch.device | str) -> str:
-    """The backend ("mambapy" or "mamba_ssm") that a `mamba_backend` setting runs on `device`.
+    """The backend ("lean", "mambapy" or "mamba_ssm") that a `mamba_backend` setting runs on `device`.
 
     Raises `ConfigError` for an unknown setting, and for "mamba_ssm" where it cannot run: on a
     device that is not CUDA, or where the package does not import.
@@ -78,8 +92,8 @@ def resolve_backend(requested: str, device: torch.device | str) -> str:
         raise ConfigError(f"Unknown mamba_backend {requested!r}. Use one of: {', '.join(BACKENDS)}.")
     device = torch.device(device)
     fix = (
-        "use --set model.mamba_backend=auto (mamba_ssm on CUDA when it imports, mambapy elsewhere) or "
-        "--set model.mamba_backend=mambapy (pure PyTorch, the same parameters)."
+        "use --set model.mamba_backend=auto (mamba_ssm on CUDA when it imports, a pure-PyTorch scan elsewhere) or "
+        "--set model.mamba_backend=lean (pure PyTorch, the same parameters)."
     )
     if device.type != "cuda":
         if requested == "mamba_ssm":
@@ -87,9 +101,9 @@ def resolve_backend(requested: str, device: torch.device | str) -> str:
                 f"model.mamba_backend='mamba_ssm' cannot run on device {str(device)!r}: mamba_ssm's selective "
                 f"scan is a CUDA kernel. Run on a CUDA device, or {fix}"
             )
-        return "mambapy"
-    if requested == "mambapy":
-        return "mambapy"
+        return "mambapy" if requested == "mambapy" else "lean"
+    if requested in ("mambapy", "lean"):
+        return requested
     if mamba_ssm_available():
         return "mamba_ssm"
     if requested == "mamba_ssm":
@@ -131,8 +145,10 @@ def selective_scan(
             delta_softplus=True,
         )
         return y.transpose(1, 2)
+    if backend == "lean":
+        return lean_selective_scan(u, delta, A, B, C, D, delta_bias)
     if backend != "mambapy":
-        raise ConfigError(f"selective_scan needs a resolved backend (mambapy or mamba_ssm), got {backend!r}.")
+        raise ConfigError(f"selective_scan needs a resolved backend (lean, mambapy or mamba_ssm), got {backend!r}.")
     from mambapy.pscan import pscan
 
     # The recurrence, its exponentials and the read-out run in float32 whatever the autocast
@@ -165,10 +181,12 @@ def _ssm_parameters(d_inner: int, d_state: int, d_conv: int, dt_rank: int) -> di
 
 
 class BiMambaBlock(nn.Module):
-    """The paper's bidirectional Mamba block (eq. 3-4) with a residual and a post-norm: `(N, L, dim) -> (N, L, dim)`.
+    """The paper's bidirectional Mamba block (eq. 3-4) with a residual and a LayerNorm: `(N, L, dim) -> (N, L, dim)`.
 
-    `mamba_backend` ("auto" | "mambapy" | "mamba_ssm") is resolved against the input's device on
-    every call; the parameters do not depend on it.
+    `mamba_backend` ("auto" | "lean" | "mambapy" | "mamba_ssm") is resolved against the input's
+    device on every call; the parameters do not depend on it. `fuse` ("sum" | "mean") and `norm`
+    ("post" | "pre") are the two Vision-Mamba fidelity settings of the module docstring; neither
+    changes the parameters.
     """
 
     def __init__(
@@ -180,11 +198,15 @@ class BiMambaBlock(nn.Module):
         expand: int,
         bidirectional: bool = True,
         mamba_backend: str = "auto",
+        fuse: str = "sum",
+        norm: str = "post",
     ):
         super().__init__()
-        if mamba_backend not in BACKENDS:
-            raise ConfigError(f"Unknown mamba_backend {mamba_backend!r}. Use one of: {', '.join(BACKENDS)}.")
-        self.mamba_backend, self.bidirectional = mamba_backend, bidirectional
+        for name, value, allowed in (("mamba_backend", mamba_backend, BACKENDS), ("fuse", fuse, FUSES),
+                                     ("norm", norm, NORMS)):
+            if value not in allowed:
+                raise ConfigError(f"Unknown {name} {value!r}. Use one of: {', '.join(allowed)}.")
+        self.mamba_backend, self.bidirectional, self.fuse, self.norm_position = mamba_backend, bidirectional, fuse, norm
         self.d_inner, self.d_state, self.dt_rank = expand * dim, d_state, math.ceil(dim / 16)
         self.in_proj = nn.Linear(dim, 2 * self.d_inner, bias=False)
         for suffix in ("", "_b") if bidirectional else ("",):
@@ -206,9 +228,13 @@ class BiMambaBlock(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """`(N, L, dim) -> (N, L, dim)`: mixes information along the sequence axis L (both ways if bidirectional)."""
         backend = resolve_backend(self.mamba_backend, z.device)
-        x, gate = self.in_proj(z).chunk(2, dim=-1)
+        pre = self.norm_position == "pre"
+        x, gate = self.in_proj(self.norm(z) if pre else z).chunk(2, dim=-1)
         mixed = self.scan_direction(x, "", backend)
         if self.bidirectional:
             # The backward scan reads the reversed sequence; flipping its output back aligns positions.
             mixed = mixed + self.scan_direction(x.flip(1), "_b", backend).flip(1)
-        return self.norm(z + self.out_proj(mixed * F.silu(gate)))
+            if self.fuse == "mean":
+                mixed = mixed / 2
+        out = z + self.out_proj(mixed * F.silu(gate))
+        return out if pre else self.norm(out)

@@ -100,9 +100,13 @@ Fidelity notes -- our choices where the paper is silent, and our departures wher
   trained eps-prediction DiT by `ensemble_steps` (default 10) DDIM steps; only the noise differs
   between members. `bench ensemble` scores a finished run this way; the single pass stays the
   headline. Both settings are left out of the run id.
-- The selective-scan backend (`mamba_ssm` CUDA kernel or the pure-PyTorch `mambapy` scan) does not
-  change the parameters; it follows the device of the input, and `selective_scan_backend(device)`
-  names the one a run uses (and rejects `mamba_ssm` off CUDA before training starts).
+- The selective-scan backend (`mamba_ssm` CUDA kernel, the pure-PyTorch `lean` or `mambapy` scan)
+  does not change the parameters; it follows the device of the input, and
+  `selective_scan_backend(device)` names the one a run uses (and rejects `mamba_ssm` off CUDA
+  before training starts).
+- `grad_checkpoint` recomputes the Mamba blocks' and (unless `dit_grad_checkpoint=False`) the DiT
+  blocks' activations in the backward pass; `forecast_components` returns `y_mamba` beside the
+  forecast so evaluation scores the Mamba path inside the full model in every run.
 """
 
 from __future__ import annotations
@@ -121,7 +125,7 @@ from benchmark.registry import register_model
 from benchmark.registry.model_api import ForecastModel, ModelConfig
 from benchmark.registry.shapes import DataShape
 from models.diffuma.diffusion import NUM_TIMESTEPS, FrameDiT, add_noise, linear_beta_schedule
-from models.diffuma.mamba import BACKENDS, BiMambaBlock, resolve_backend
+from models.diffuma.mamba import BACKENDS, FUSES, NORMS, BiMambaBlock, resolve_backend
 
 MAX_LATENT_LOCATIONS = 512
 
@@ -210,10 +214,13 @@ class MambaPathConfig(ModelConfig):
     `hidden` (D: the Mamba width, the encoder/decoder width at the latent resolution and the
     context width), `mamba_layers` (L), `d_state`/`d_conv`/`expand` (Mamba's defaults),
     `downsample` (k; None = the smallest k >= 2 leaving <= 512 latent locations),
-    `bidirectional=False` drops the backward scan, `mamba_backend` is "auto", "mambapy" or
-    "mamba_ssm" (resolved against the run's device), and `grad_checkpoint=True` recomputes each
-    Mamba block's activations in the backward pass instead of storing them (same results, less
-    memory, about a third more time): the pure-PyTorch scan needs it for `paper` sizes on a CPU.
+    `bidirectional=False` drops the backward scan, `mamba_backend` is "auto", "lean", "mambapy"
+    or "mamba_ssm" (resolved against the run's device), and `grad_checkpoint=True` recomputes each
+    Mamba block's (and, in `diffuma`, each DiT block's) activations in the backward pass instead of
+    storing them (same results, less memory, more time). `fuse` ("sum": the paper's addition,
+    default; "mean": Vision Mamba's halved sum) and `norm` ("post": eq. 4 as written, default;
+    "pre": Vision Mamba's and Mamba's pre-norm with a final LayerNorm) are the block's fidelity
+    settings (models.diffuma.mamba, README "DIFFUMA fidelity notes").
     """
 
     model_name: ClassVar[str] = "diffuma-mamba"
@@ -227,6 +234,8 @@ class MambaPathConfig(ModelConfig):
     bidirectional: bool = True
     mamba_backend: str = "auto"
     grad_checkpoint: bool = False
+    fuse: str = "sum"
+    norm: str = "post"
 
     def validate(self) -> None:
         """Check every field; shape-dependent defaults (`None`) are left to `resolved`."""
@@ -243,6 +252,8 @@ class MambaPathConfig(ModelConfig):
         self.require(
             self.mamba_backend in BACKENDS, f"mamba_backend must be one of {BACKENDS}, got {self.mamba_backend!r}."
         )
+        self.require(self.fuse in FUSES, f"fuse must be one of {FUSES}, got {self.fuse!r}.")
+        self.require(self.norm in NORMS, f"norm must be one of {NORMS}, got {self.norm!r}.")
 
     def resolved(self, shape: DataShape) -> MambaPathConfig:
         """A copy with the automatic (`None`) sizes fixed for data of `shape` (a `DataShape` or 5-tuple)."""
@@ -276,6 +287,7 @@ class DiffumaConfig(MambaPathConfig):
     diff_weight: float = 1.0
     ensemble_t: int = 100
     ensemble_steps: int = 10
+    dit_grad_checkpoint: bool = True
 
     def validate(self) -> None:
         """The Mamba path's checks, then the DiT's and the loss weights'."""
@@ -305,6 +317,10 @@ class DiffumaConfig(MambaPathConfig):
         self.require(
             _is_int(self.ensemble_steps, 1) and self.ensemble_steps <= self.ensemble_t,
             f"ensemble_steps must be an integer from 1 to ensemble_t ({self.ensemble_t}), got {self.ensemble_steps!r}.",
+        )
+        self.require(
+            isinstance(self.dit_grad_checkpoint, bool),
+            f"dit_grad_checkpoint must be true or false, got {self.dit_grad_checkpoint!r}.",
         )
 
     def resolved(self, shape: DataShape) -> DiffumaConfig:
@@ -358,9 +374,13 @@ class MambaPath(nn.Module):
                 expand=config.expand,
                 bidirectional=config.bidirectional,
                 mamba_backend=config.mamba_backend,
+                fuse=config.fuse,
+                norm=config.norm,
             )
             for _ in range(config.mamba_layers)
         )
+        # Pre-norm blocks leave the residual stream unnormalised: one final LayerNorm, as Vim's norm_f.
+        self.final_norm = nn.LayerNorm(config.hidden) if config.norm == "pre" else None
         self.decoder = SpatialDecoder(config.hidden, shape.channels, config.downsample)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -380,6 +400,8 @@ class MambaPath(nn.Module):
                 z = checkpoint(block, z, use_reentrant=False)
             else:
                 z = block(z)
+        if self.final_norm is not None:
+            z = self.final_norm(z)
         length = z.shape[1]
         return z.reshape(b, h, w, length, dim).permute(0, 3, 4, 1, 2)
 
@@ -428,6 +450,7 @@ class DIFFUMA(ForecastModel):
                 num_heads=config.dit_heads,
                 patch_size=config.patch_size,
                 mlp_ratio=config.mlp_ratio,
+                grad_checkpoint=config.grad_checkpoint and config.dit_grad_checkpoint,
             )
             self.register_buffer("alphas_cumprod", linear_beta_schedule().float(), persistent=False)
 
@@ -507,6 +530,13 @@ class DIFFUMA(ForecastModel):
         if self.dit is None:
             return y_mamba
         return y_mamba + self.residual(y_mamba, context)
+
+    def forecast_components(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """`forward(x)` and, for the variants with a DiT, `{"y_mamba": the Mamba path's forecast}` of the same pass."""
+        y_mamba, context = self.mamba(x)
+        if self.dit is None:
+            return y_mamba, {}
+        return y_mamba + self.residual(y_mamba, context), {"y_mamba": y_mamba}
 
     def training_loss(
         self, x: torch.Tensor, y: torch.Tensor, step: int
