@@ -202,8 +202,10 @@ def test_execute_run_keeps_a_heartbeat_until_it_ends(tmp_path, monkeypatch):
 def console_from_env(monkeypatch) -> None:
     """A console that reads COLUMNS when it prints (the module's was made at import, maybe with a width)."""
     monkeypatch.delenv("COLUMNS", raising=False)
-    monkeypatch.setattr(cli, "console", Console())
-    monkeypatch.setattr(cli, "error_console", Console(stderr=True))
+    console, error_console = Console(), Console(stderr=True)
+    for module in (cli.common, cli.run):  # `bench status` (cli/run.py) and the warnings (cli/common.py)
+        monkeypatch.setattr(module, "console", console)
+        monkeypatch.setattr(module, "error_console", error_console)
 
 
 def test_cli_table_reads_at_80_columns(mixed, console_from_env):
