@@ -194,7 +194,7 @@ def test_reproduce_without_wait_says_to_run_it_again(tmp_path, monkeypatch):
     assert not out.exists()  # no tables from runs that have not finished
 
 
-def test_a_submission_says_when_auto_precision_was_decided_on_the_submitting_machine(monkeypatch):
+def test_a_submission_says_when_auto_precision_was_decided_on_the_submitting_machine(monkeypatch, tmp_path):
     import torch
 
     import benchmark.run.hardware as hardware
@@ -203,9 +203,11 @@ def test_a_submission_says_when_auto_precision_was_decided_on_the_submitting_mac
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(hardware, "cpu_bf16_native", lambda: True)
-    quick = resolve_run("quick", "simvp", "synthetic-weather:t2m", 0)  # the quick profile says auto
+    profile = tmp_path / "cpu-auto.yaml"  # a profile that says auto (quick said so until issue 19)
+    profile.write_text("train:\n  epochs: 1\n  precision: auto\ndata:\n  t_in: 4\n  t_out: 4\n")
+    quick = resolve_run(str(profile), "simvp", "synthetic-weather:t2m", 0)
     assert quick.train["precision"] == "bf16-mixed"
-    assert "quick profile's train.precision: auto was decided on this machine" in auto_precision_warning([quick])
+    assert "profile's train.precision: auto was decided on this machine" in auto_precision_warning([quick])
     pinned = resolve_run("quick", "simvp", "synthetic-weather:t2m", 0, {"train": {"precision": "32-true"}})
     assert auto_precision_warning([pinned]) is None
     assert auto_precision_warning([resolve_run("smoke", "simvp", "synthetic-weather:t2m", 0,
