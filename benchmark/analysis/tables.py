@@ -547,10 +547,12 @@ def significance_caption(marks: pd.DataFrame, model: str = "diffuma", primary: s
     method = marks["method"].iloc[0]
     adjustment = marks["adjustment"].iloc[0]
     seeds = sorted({len(s.split(",")) for s in marks["seeds"]})
-    seed_text = (f"over {seeds[0]} seeds (between-seed variance included)" if seeds == [1] or len(seeds) == 1
-                 and seeds[0] > 1 else "over the seeds both models have (between-seed variance included)")
     if seeds == [1]:
         seed_text = "one seed (covers new test windows, not new seeds)"
+    elif len(seeds) == 1:
+        seed_text = f"over {seeds[0]} seeds (between-seed variance included)"
+    else:
+        seed_text = "over the seeds both models have (between-seed variance included)"
     text = (f"▲ / ▼ after a cell: {model} is significantly better / worse than that model there: "
             f"{TEST_NAMES.get(method, method)} of the per-window normalized errors averaged over the lead "
             f"times, {seed_text}; all {len(marks)} tests of this table ({model} vs every baseline x every "

@@ -55,8 +55,8 @@ def table(
                                             "or 5 (--length-sweep), with relative differences and Kendall's tau."),
     precision_drift: bool = typer.Option(False, "--precision-drift",
                                          help="Per model: how far training in bf16-mixed (or 16-mixed) moved each "
-                                              "--metrics score from the same runs in fp32, against the seed-to-seed "
-                                              "spread."),
+                                              "--metrics score from the same seeds' runs in fp32, and whether it "
+                                              "is equivalent within 2% (TOST on the per-window errors)."),
     components: bool = typer.Option(False, "--components",
                                     help="Main table: add a row for each part forecast a run recorded (DIFFUMA's "
                                          "y_mamba, its Mamba path inside the full model), beside the model."),

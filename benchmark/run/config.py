@@ -370,8 +370,8 @@ def resolve_run(
 
 def resolve_precision(precision: str, accelerator: str) -> str:
     """`auto` made concrete for this machine: bf16-mixed where the run trains on a CPU that computes
-    bfloat16 natively (the `quick` profile's drift study found bf16 within the seed-to-seed spread of
-    every model there, README "Precision"), 32-true on a GPU and on other CPUs. Other values are returned
+    bfloat16 natively, 32-true on a GPU and on other CPUs (no profile defaults to it since the equivalence
+    test of issue 19 could not show bf16 equivalent for most models; README "Precision"). Other values are returned
     as they are. The machine is the one that resolves the run: a SLURM submission decides on the
     submitting host (pin the precision there with --set train.precision=...)."""
     if precision != AUTO_PRECISION:
